@@ -1,0 +1,22 @@
+# The two commands of the README. Both install what they need first.
+PY ?= python3
+
+.PHONY: demo test install services bench
+
+install:
+	$(PY) fix_config/build_quickfix.py
+	$(PY) -m pip install -q -e .
+	@command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+
+demo: install  ## run the demo venue on its embedded defaults (FIX on 127.0.0.1:9878/9879/9880)
+	$(PY) -m cli demo $(ARGS)
+
+test:  ## install test dependencies and system packages, start PostgreSQL/Redis if down, run every test
+	./.ci/services
+	$(PY) fix_config/build_quickfix.py
+	$(PY) -m pip install -q -e '.[test]'
+	@command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+	$(PY) -m pytest $(ARGS)
+
+bench:
+	$(PY) bench/engine.py
