@@ -1,0 +1,755 @@
+"""Margin accounts: borrowing against collateral (up to 10x), maintenance, liquidation.
+
+A margin account (``AccountKind.MARGIN``, leverage 1..10) may spend more than it has:
+when an order needs more of an asset than the account has available, the shortfall is
+borrowed from the lending pool account (:data:`LENDING_ACCOUNT`) as the order is
+accepted, and held for the order like any other money. So a buy can be paid with
+borrowed quote and a sell can deliver borrowed base (a short). What an account owes is a
+liability in the ledger (``Ledger.loans``); the pool's money stays conserved
+(``Ledger.loan_conservation`` and :meth:`MarginBook.check_invariants`). Whatever becomes
+available again (a cancelled order's hold, proceeds, a deposit) repays the loan in the
+same asset at once, after every command. **No interest is charged** on loans (and no
+liquidation fee): interest can come later as a journaled periodic command.
+
+Valuation is in :data:`VALUATION_ASSET` (USD): an asset's price is the *mark* of its
+``<ASSET>-USD`` instrument, the mid of the book bounded to within
+:data:`MARK_BAND_PPM` (1%) of the last trade (the mid alone before any trade, the last
+trade when one side of the book is empty, the last known mark when neither exists): a
+stale quote far from the tape cannot hold the mark up, and one trade cannot drag it far
+from a tight book. For an
+account, *equity* is the value of everything it has minus everything it owes, and its
+*gross position* the value of its net holding of each asset but USD, long or short.
+
+- Initial margin (1/leverage of the gross position, e.g. 10% at 10x) is checked before an
+  order is accepted if it borrows or adds to the gross position, counting every open
+  order as if filled at its own price (equity minus what the open orders would lose
+  against the mark, and their taker fees, must cover it). Withdrawals and leverage
+  changes are checked the same way.
+- Maintenance margin is half the initial margin. After every command the accounts whose
+  prices moved or whose balances changed are checked; one below maintenance is
+  liquidated inside the same command: its open orders are cancelled and its largest
+  positions first (ties by asset code) are reduced on their USD instruments with IOC
+  orders flagged as liquidations (``OrderInfo.liquidation``, ``Trade.liquidation``) at
+  the touch +/- the protection band, until it is back at its initial margin or flat.
+  Their trades move the marks, which may liquidate others (a bounded cascade).
+- A flat account that still owes more than it has is bankrupt: the insurance fund
+  (:data:`INSURANCE_ACCOUNT`) pays the shortfall to the pool; what the fund cannot pay
+  the pool writes off. Both are reported (:class:`MarginTransfer`, :class:`Liquidation`).
+- A liquidation that finds no liquidity (or a halted instrument) stalls; the account
+  stays in liquidation (new orders and withdrawals refused) and is tried again after
+  every command that touches a book.
+
+Reduce-only orders (any account) may only reduce the net position in the base asset:
+a sell up to the long position, a buy up to the short one, counting the account's other
+open reduce-only orders; ones the position no longer allows are cancelled.
+
+This module is the ``margin`` engine extension; it is installed after venue.risk (which
+calls it for margin accounts and reduce-only orders). It does no I/O and reads no clock.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+from venue import commands as C
+from venue.errors import EngineBug
+from venue.events import AdminApplied, CommandRejected, Execution, FundingPosted, InstrumentStatus
+from venue.ledger import FEE_FIRM, PPM
+from venue.types import BUY, IOC, LIMIT, SELL, AccountKind, CancelReason, Reject
+
+if TYPE_CHECKING:
+    from venue.engine import Engine, Market
+    from venue.ledger import Account, Ledger
+    from venue.orders import Order
+    from venue.risk import RiskBook
+
+LEVERAGE_TAG: Final = 104
+LENDING_ACCOUNT: Final = "VENUE-LENDING"
+INSURANCE_ACCOUNT: Final = "VENUE-INSURANCE"
+VALUATION_ASSET: Final = "USD"
+MAX_LEVERAGE: Final = 10
+MARK_BAND_PPM: Final = 10_000  # the mark stays within 1% of the last trade
+LIQ_ID_BASE: Final = 1 << 52  # liquidation order ids: LIQ_ID_BASE + seq * LIQ_IDS_PER_COMMAND + n
+LIQ_IDS_PER_COMMAND: Final = 1_000_000
+MAX_ROUNDS: Final = 16  # cascade rounds per command
+MAX_STEPS: Final = 12  # liquidation orders per account per round
+SIZE_MARGIN_PPM: Final = 250_000  # a liquidation cuts 25% more than the bare arithmetic (slippage, fees)
+_MARGIN: Final = int(AccountKind.MARGIN)
+
+
+class SetLeverage(NamedTuple):
+    account: str
+    leverage: int  # 1..MAX_LEVERAGE
+
+
+class MarginTransfer(NamedTuple):
+    """Money moved for a margin account (or a loan written off)."""
+
+    seq: int
+    ts: int
+    kind: str  # borrow (pool -> account), repay (account -> pool), cover (insurance -> account), write_off
+    account: str
+    asset: str
+    amount: int
+    counterparty: str  # the lending pool or the insurance fund
+
+
+class Liquidation(NamedTuple):
+    """A margin account's liquidation moved on. Amounts in valuation-asset atoms at the mark."""
+
+    seq: int
+    ts: int
+    account: str
+    stage: str  # started | restored | closed | bankrupt | stalled
+    equity: int
+    maintenance: int
+    covered: int = 0  # paid by the insurance fund
+    written_off: int = 0  # lost by the lending pool
+    text: str = ""
+
+
+C.register(LEVERAGE_TAG, SetLeverage)
+
+
+class Health(NamedTuple):
+    equity: int  # valuation atoms
+    gross: int  # valuation atoms
+    initial: int  # requirement
+    maintenance: int  # requirement
+
+
+def im_ppm(leverage: int) -> int:
+    return PPM // max(1, leverage)
+
+
+def mark_price(mkt: Market) -> int:
+    """The mark in ticks: the mid bounded to MARK_BAND_PPM around the last trade (0 = the
+    book and the tape give no price)."""
+    bid, ask, last = mkt.book.best_bid(), mkt.book.best_ask(), mkt.last_px
+    if bid is not None and ask is not None:
+        mid = (bid + ask) // 2
+        if last:
+            return min(max(mid, -(-last * (PPM - MARK_BAND_PPM) // PPM)), last * (PPM + MARK_BAND_PPM) // PPM)
+        return mid
+    return last
+
+
+class MarginBook:
+    """The engine extension ``margin``."""
+
+    def __init__(self, engine: Engine, risk: RiskBook | None) -> None:
+        self.engine = engine
+        self.liquidating: dict[str, str] = {}  # account -> last reported stage
+        self.marks: dict[str, int] = {}  # symbol -> last known mark of a USD instrument
+        self._vm: dict[str, Market] = {}  # asset -> its USD instrument's market
+        self._vm_n = -1
+        self._id_seq = 0
+        self._id_n = 0
+        led = engine.ledger
+        firm = led.firms[FEE_FIRM]
+        for aid in (LENDING_ACCOUNT, INSURANCE_ACCOUNT):
+            if aid not in led.accounts:
+                led.add_account(aid, firm, kind=int(AccountKind.VENUE))
+        self.pool = led.accounts[LENDING_ACCOUNT]
+        self.fund = led.accounts[INSURANCE_ACCOUNT]
+        engine.register_handler(SetLeverage, self._set_leverage)
+        engine.after = self.after
+        if risk is not None:
+            risk.margin = self
+
+    # ================================================================ prices and health
+    def value_market(self, asset: str) -> Market | None:
+        e = self.engine
+        if self._vm_n != len(e.markets):
+            self._vm = {}
+            for sym in sorted(e.markets):
+                m = e.markets[sym]
+                if m.quote == VALUATION_ASSET and m.base not in self._vm:
+                    self._vm[m.base] = m
+            self._vm_n = len(e.markets)
+        return self._vm.get(asset)
+
+    def price(self, asset: str, live_only: bool = False) -> tuple[int, int] | None:
+        """(numerator, denominator): valuation atoms per atom of ``asset``; None if unknown."""
+        if asset == VALUATION_ASSET:
+            return 1, 1
+        mkt = self.value_market(asset)
+        if mkt is None:
+            return None
+        m = mark_price(mkt)
+        if not m and not live_only:
+            m = self.marks.get(mkt.symbol, 0)
+        return (m * mkt.mult, mkt.bpl) if m else None
+
+    def nets(self, acct: Account) -> dict[str, int]:
+        """Per asset: what the account has (available + held) minus what it owes."""
+        loans = self.engine.ledger.loans.get(acct.id, {})
+        out: dict[str, int] = {}
+        for asset in sorted(set(acct.bal) | set(loans)):
+            b = acct.bal.get(asset)
+            n = (b.avail + b.held if b is not None else 0) - loans.get(asset, 0)
+            if n:
+                out[asset] = n
+        return out
+
+    def _value(self, asset: str, amount: int) -> int | None:
+        p = self.price(asset)
+        if p is None:
+            return None
+        return amount * p[0] // p[1]  # floors: a debt counts a little more, a holding a little less
+
+    def health(self, acct: Account) -> Health:
+        eq = gross = 0
+        for asset, net in self.nets(acct).items():
+            v = self._value(asset, net)
+            if v is None:
+                continue  # an unpriced holding counts nothing (a debt always has a known mark)
+            eq += v
+            if asset != VALUATION_ASSET:
+                gross += abs(v)
+        im = im_ppm(acct.leverage)
+        return Health(eq, gross, -(-gross * im // PPM), -(-gross * (im // 2) // PPM))
+
+    def _worst(self, acct: Account, extra: tuple[Any, ...] | None = None, skip: Order | None = None,
+               delta: tuple[str, int] | None = None) -> tuple[int, int, list[str]]:
+        """(equity, gross) if every open order (``skip`` left out, ``extra`` =
+        (market, side, price, leaves, taker_ppm) added) filled at its own price, each asset
+        taken at its worse side; and the assets that have no price."""
+        nets = self.nets(acct)
+        if delta is not None:
+            nets[delta[0]] = nets.get(delta[0], 0) + delta[1]
+        inc: dict[str, int] = {}
+        dec: dict[str, int] = {}
+        orders: list[tuple[Any, ...]] = [(o.mkt, o.side, o.price, o.leaves, o.taker_ppm)
+                                         for o in acct.orders.values() if o is not skip]
+        if extra is not None:
+            orders.append(extra)
+        unpriced: list[str] = []
+        loss = 0
+        for mkt, side, price, leaves, ppm in orders:
+            b, q = mkt.base, mkt.quote
+            base_amt = leaves * mkt.bpl
+            quote_amt = price * leaves * mkt.mult
+            fee = quote_amt * ppm // PPM
+            vb, vq = self._value(b, base_amt), self._value(q, quote_amt + fee if side == BUY else quote_amt - fee)
+            if vb is None or vq is None:
+                unpriced.extend(a for a, v in ((b, vb), (q, vq)) if v is None)
+                continue
+            if side == BUY:
+                inc[b] = inc.get(b, 0) + base_amt
+                dec[q] = dec.get(q, 0) + quote_amt + fee
+                loss += max(0, vq - vb)
+            else:
+                dec[b] = dec.get(b, 0) + base_amt
+                inc[q] = inc.get(q, 0) + quote_amt - fee
+                loss += max(0, vb - vq)
+        eq = gross = 0
+        for asset in sorted(set(nets) | set(inc) | set(dec)):
+            n = nets.get(asset, 0)
+            v = self._value(asset, n)
+            if v is None:
+                if n < 0:
+                    unpriced.append(asset)
+                continue
+            eq += v
+            if asset != VALUATION_ASSET:
+                hi, lo = n + inc.get(asset, 0), n - dec.get(asset, 0)
+                vh, vl = self._value(asset, hi), self._value(asset, lo)
+                gross += max(abs(vh or 0), abs(vl or 0))
+        return eq - loss, gross, sorted(set(unpriced))
+
+    # ================================================================ pre-trade (via venue.risk)
+    def check_new(self, e: Engine, c: C.NewOrder, acct: Account, mkt: Market, price: int) -> tuple[int, str] | None:
+        if acct.id in self.liquidating:
+            return int(Reject.MARGIN_INSUFFICIENT), f"account {acct.id} is being liquidated"
+        if c.reduce_only:
+            refusal = self._reduce_only_room(acct, mkt, c.side, c.qty)
+            if refusal is not None:
+                return refusal
+        if acct.kind != _MARGIN:
+            return None
+        qty = c.qty
+        if c.side == BUY:
+            n = price * qty * mkt.mult
+            asset, need = mkt.quote, n + n * acct.taker_ppm // PPM
+        else:
+            asset, need = mkt.base, qty * mkt.bpl
+        return self._margin_check(e, acct, asset, need, (mkt, c.side, price, qty, acct.taker_ppm), None)
+
+    def check_amend(self, e: Engine, o: Order, price: int, leaves: int) -> tuple[int, str] | None:
+        acct = o.acct
+        if acct.id in self.liquidating:
+            return int(Reject.MARGIN_INSUFFICIENT), f"account {acct.id} is being liquidated"
+        mkt = o.mkt
+        if o.reduce_only and leaves > o.leaves:
+            refusal = self._reduce_only_room(acct, mkt, o.side, leaves - o.leaves)
+            if refusal is not None:
+                return refusal
+        if acct.kind != _MARGIN:
+            return None
+        if o.side == BUY:
+            n = price * leaves * mkt.mult
+            asset, need = mkt.quote, n + n * o.taker_ppm // PPM - o.held
+        else:
+            asset, need = mkt.base, leaves * mkt.bpl - o.held
+        return self._margin_check(e, acct, asset, need, (mkt, o.side, price, leaves, o.taker_ppm), o)
+
+    def _margin_check(self, e: Engine, acct: Account, asset: str, need: int, order: tuple[Any, ...],
+                      replacing: Order | None) -> tuple[int, str] | None:
+        b = acct.bal.get(asset)
+        shortfall = need - (b.avail if b is not None else 0)
+        eq0, gross0, _ = self._worst(acct)
+        eq1, gross1, unpriced = self._worst(acct, order, replacing)
+        if shortfall <= 0 and gross1 <= gross0 and not (unpriced and e.ledger.loans.get(acct.id)):
+            return None  # paid with its own money and the gross position does not grow (a borrower
+            # may not buy what has no price: its equity would fall unseen)
+        if unpriced:
+            return int(Reject.MARGIN_INSUFFICIENT), f"no mark price for {', '.join(unpriced)}: cannot margin"
+        if shortfall > 0 and self.price(asset, live_only=True) is None:
+            return int(Reject.MARGIN_INSUFFICIENT), f"no mark price for {asset}: cannot borrow it"
+        im = im_ppm(acct.leverage)
+        need_eq = -(-gross1 * im // PPM)
+        if eq1 < need_eq:
+            v = e._fmt(VALUATION_ASSET, max(eq1, 0)) if eq1 >= 0 else "-" + e._fmt(VALUATION_ASSET, -eq1)
+            return (int(Reject.MARGIN_INSUFFICIENT), f"initial margin: equity {v} {VALUATION_ASSET} (open orders filled) "
+                    f"is below the {e._fmt(VALUATION_ASSET, need_eq)} {VALUATION_ASSET} that "
+                    f"{acct.leverage}x needs for a gross position of {e._fmt(VALUATION_ASSET, gross1)}")
+        if shortfall > 0:
+            pb = self.pool.bal.get(asset)
+            have = pb.avail if pb is not None else 0
+            if have < shortfall:
+                return (int(Reject.MARGIN_INSUFFICIENT), f"the lending pool cannot lend {e._fmt(asset, shortfall)} "
+                        f"{asset} (it has {e._fmt(asset, max(have, 0))})")
+            self._borrow(acct, asset, shortfall)
+        return None
+
+    def check_withdraw(self, e: Engine, acct: Account, asset: str, amount: int) -> tuple[int, str] | None:
+        if acct.id in self.liquidating:
+            return int(Reject.MARGIN_INSUFFICIENT), f"account {acct.id} is being liquidated"
+        if not e.ledger.loans.get(acct.id) and not acct.orders:
+            return None
+        eq, gross, unpriced = self._worst(acct, delta=(asset, -amount))
+        need_eq = -(-gross * im_ppm(acct.leverage) // PPM)
+        if unpriced or eq < need_eq or eq < 0:
+            return (int(Reject.MARGIN_INSUFFICIENT), f"withdrawing {e._fmt(asset, amount)} {asset} would leave equity "
+                    f"below the initial margin of {e._fmt(VALUATION_ASSET, need_eq)} {VALUATION_ASSET}")
+        return None
+
+    def _reduce_only_room(self, acct: Account, mkt: Market, side: int, qty: int,
+                          skip: Order | None = None) -> tuple[int, str] | None:
+        net = self.net_of(acct, mkt.base)
+        same = sum(o.leaves for o in acct.orders.values()
+                   if o.reduce_only and o.mkt is mkt and o.side == side and o is not skip)
+        bpl = mkt.bpl
+        room = (max(0, net) // bpl if side == SELL else -(-max(0, -net) // bpl)) - same
+        if qty > room:
+            inst = mkt.inst
+            what = "long" if side == SELL else "short"
+            return (int(Reject.REDUCE_ONLY), f"reduce-only {'sell' if side == SELL else 'buy'} of {inst.lots_to_qty(qty)} "
+                    f"exceeds the {what} position left to reduce ({inst.lots_to_qty(max(room, 0))} {mkt.base})")
+        return None
+
+    def net_of(self, acct: Account, asset: str) -> int:
+        b = acct.bal.get(asset)
+        return (b.avail + b.held if b is not None else 0) - self.engine.ledger.loan(acct.id, asset)
+
+    # ================================================================ money movements
+    def _emit_transfer(self, kind: str, acct: Account, asset: str, amount: int, other: str) -> None:
+        e = self.engine
+        e._ev.append(MarginTransfer(e.seq, e.ts, kind, acct.id, asset, amount, other))
+
+    def _borrow(self, acct: Account, asset: str, amount: int) -> None:
+        self.engine.ledger.borrow(acct, self.pool, asset, amount)
+        self._emit_transfer("borrow", acct, asset, amount, LENDING_ACCOUNT)
+
+    def _repay(self, acct: Account) -> None:
+        led = self.engine.ledger
+        loans = led.loans.get(acct.id)
+        if not loans:
+            return
+        for asset in sorted(loans):
+            b = acct.bal.get(asset)
+            amount = min(b.avail, loans[asset]) if b is not None else 0
+            if amount > 0:
+                led.repay(acct, self.pool, asset, amount)
+                self._emit_transfer("repay", acct, asset, amount, LENDING_ACCOUNT)
+
+    # ================================================================ after every command
+    def after(self) -> None:
+        e = self.engine
+        led = e.ledger
+        if not led.loans and not self.liquidating:
+            return
+        ev = e._ev
+        start = 0
+        for _ in range(MAX_ROUNDS):
+            touched: set[str] = set()
+            symbols: set[str] = set()
+            for x in ev[start:]:
+                t = type(x)
+                if t is Execution:
+                    touched.add(x.info.account)
+                    if x.book or x.last_qty:
+                        symbols.add(x.info.symbol)
+                elif t is FundingPosted:
+                    touched.add(x.account)
+                elif t is InstrumentStatus:
+                    symbols.add(x.symbol)
+            start = len(ev)
+            accounts = led.accounts
+            for aid in sorted(touched):
+                acct = accounts.get(aid)
+                if acct is not None and acct.kind == _MARGIN:
+                    self._repay(acct)
+                    self._trim_reduce_only(acct)
+            changed: set[str] = set()
+            for sym in sorted(symbols):
+                mkt = e.markets[sym]
+                if mkt.quote == VALUATION_ASSET and self.value_market(mkt.base) is mkt:
+                    m = mark_price(mkt)
+                    if m and m != self.marks.get(sym):
+                        self.marks[sym] = m
+                        changed.add(mkt.base)
+            cands = {a for a in touched if a in led.loans}
+            if changed:
+                for aid, loans in led.loans.items():
+                    acct = accounts[aid]
+                    if any(a in loans or a in acct.bal for a in changed):
+                        cands.add(aid)
+            if symbols or touched:
+                cands.update(self.liquidating)
+            for aid in sorted(cands):
+                acct = accounts[aid]
+                if acct.kind == _MARGIN:
+                    self._watch(acct)
+            if len(ev) == start:
+                return
+
+    def _trim_reduce_only(self, acct: Account) -> None:
+        ro = [o for o in acct.orders.values() if o.reduce_only]
+        if not ro:
+            return
+        e = self.engine
+        for mkt, side in sorted({(o.mkt.symbol, o.side) for o in ro}):
+            m = e.markets[mkt]
+            net = self.net_of(acct, m.base)
+            room = max(0, net) // m.bpl if side == SELL else -(-max(0, -net) // m.bpl)
+            mine = sorted((o for o in ro if o.mkt is m and o.side == side), key=lambda o: o.id)
+            total = sum(o.leaves for o in mine)
+            while mine and total > room:
+                o = mine.pop()  # the newest goes first
+                total -= o.leaves
+                e._cancel(o, CancelReason.REDUCE_ONLY, text="reduce-only order exceeds the position left to reduce")
+
+    def _watch(self, acct: Account) -> None:
+        e = self.engine
+        h = self.health(acct)
+        aid = acct.id
+        if aid not in self.liquidating:
+            below = h.equity < h.maintenance if h.gross else h.equity < 0
+            if not below:
+                return
+            self.liquidating[aid] = "started"
+            e._ev.append(Liquidation(e.seq, e.ts, aid, "started", h.equity, h.maintenance,
+                                     text=f"equity below the maintenance margin ({acct.leverage}x)"))
+            for o in sorted(acct.orders.values(), key=lambda o: o.id):
+                e._cancel(o, CancelReason.LIQUIDATION, text="cancelled: the account is being liquidated")
+        self._liquidate(acct)
+
+    def _restored(self, acct: Account, h: Health) -> bool:
+        return h.gross > 0 and h.equity * PPM >= h.gross * im_ppm(acct.leverage)
+
+    def _liquidate(self, acct: Account) -> None:
+        e = self.engine
+        led = e.ledger
+        stuck: set[str] = set()
+        exhausted = False
+        for _ in range(MAX_STEPS):
+            self._repay(acct)
+            h = self.health(acct)
+            if self._restored(acct, h) or not h.gross:
+                break
+            pick = self._pick(acct, h, stuck)
+            if pick is None:
+                exhausted = True
+                break
+            mkt, side, lots, price = pick
+            before = self.net_of(acct, mkt.base)
+            self._place(acct, mkt, side, lots, price)
+            if self.net_of(acct, mkt.base) == before:
+                stuck.add(mkt.base)
+        self._repay(acct)
+        h = self.health(acct)
+        aid = acct.id
+        if self._restored(acct, h):
+            del self.liquidating[aid]
+            e._ev.append(Liquidation(e.seq, e.ts, aid, "restored", h.equity, h.maintenance,
+                                     text="margin restored to the initial requirement"))
+            return
+        if not self._flat(acct):
+            if exhausted and self.liquidating[aid] != "stalled":
+                self.liquidating[aid] = "stalled"
+                e._ev.append(Liquidation(e.seq, e.ts, aid, "stalled", h.equity, h.maintenance,
+                                         text="no liquidity to reduce the positions left; retried as the books change"))
+            return
+        v = VALUATION_ASSET
+        owed = led.loan(aid, v)
+        b = acct.balance(v)
+        deficit = owed - b.avail - b.held
+        covered = written = 0
+        if deficit > 0:
+            fb = self.fund.bal.get(v)
+            covered = min(deficit, fb.avail) if fb is not None else 0
+            if covered > 0:
+                self.fund.bal[v].avail -= covered
+                b.avail += covered
+                self._emit_transfer("cover", acct, v, covered, INSURANCE_ACCOUNT)
+                self._repay(acct)
+            written = led.loan(aid, v)
+            if written > 0:
+                led.write_off(acct, v, written)
+                self._emit_transfer("write_off", acct, v, written, LENDING_ACCOUNT)
+        del self.liquidating[aid]
+        h = self.health(acct)
+        stage = "bankrupt" if deficit > 0 else "closed"
+        text = (f"shortfall of {e._fmt(v, deficit)} {v}: {e._fmt(v, covered)} paid by the insurance fund, "
+                f"{e._fmt(v, written)} written off by the lending pool" if deficit > 0
+                else "positions closed")
+        e._ev.append(Liquidation(e.seq, e.ts, aid, stage, h.equity, h.maintenance, covered, written, text))
+
+    def _flat(self, acct: Account) -> bool:
+        """Nothing left that a liquidation order could reduce: no debt but in the valuation
+        asset, and every holding below its instrument's minimum order."""
+        led = self.engine.ledger
+        for asset, net in self.nets(acct).items():
+            if asset == VALUATION_ASSET:
+                continue
+            if net < 0 or led.loan(acct.id, asset):
+                return False
+            mkt = self.value_market(asset)
+            if mkt is not None and net // mkt.bpl >= mkt.inst.min_qty and self._sellable(mkt, net // mkt.bpl):
+                return False
+        return True
+
+    @staticmethod
+    def _sellable(mkt: Market, lots: int) -> bool:
+        m = mark_price(mkt) or mkt.last_px
+        return not m or m * lots * mkt.mult >= mkt.inst.min_notional
+
+    def _pick(self, acct: Account, h: Health, stuck: set[str]) -> tuple[Market, int, int, int] | None:
+        """The next liquidation order: (market, side, lots, limit price), or None."""
+        positions = []
+        for asset, net in self.nets(acct).items():
+            if asset == VALUATION_ASSET or asset in stuck:
+                continue
+            mkt = self.value_market(asset)
+            v = self._value(asset, net)
+            if mkt is None or v is None or mkt.halted:
+                continue
+            positions.append((-abs(v), asset, net, mkt))
+        positions.sort(key=lambda p: (p[0], p[1]))
+        im = im_ppm(acct.leverage)
+        for _, asset, net, mkt in positions:
+            inst = mkt.inst
+            if net > 0:
+                b = acct.bal[asset]  # what a pending withdrawal holds cannot be sold
+                side, max_lots, touch = SELL, min(net, b.avail) // mkt.bpl, mkt.book.best_bid()
+            else:
+                side, max_lots, touch = BUY, -(-(-net) // mkt.bpl), mkt.book.best_ask()
+            if touch is None or max_lots <= 0:
+                continue
+            price = mkt.band_cap(side, touch)
+            mark = mark_price(mkt) or touch
+            if h.equity <= 0:
+                lots = max_lots
+            else:
+                cut = h.gross - h.equity * PPM // im
+                cut = cut * (PPM + SIZE_MARGIN_PPM) // PPM
+                lots = max(1, -(-cut // (mark * mkt.mult)))
+            lots = min(lots, max_lots, inst.max_qty, inst.max_notional // (price * mkt.mult))
+            lots = max(lots, inst.min_qty, -(-inst.min_notional // (price * mkt.mult)))
+            if lots > max_lots or lots > inst.max_qty:
+                continue  # below the instrument's minimum order: dust
+            if side == BUY:
+                lots = self._fund_buy(acct, mkt, lots, price)
+                if lots < inst.min_qty or price * lots * mkt.mult < inst.min_notional:
+                    continue
+            return mkt, side, lots, price
+        return None
+
+    def _fund_buy(self, acct: Account, mkt: Market, lots: int, price: int) -> int:
+        """Borrow what a liquidation buy needs beyond the account's quote (no margin check:
+        it closes a short); fewer lots if the pool cannot lend enough."""
+        q = mkt.quote
+        per = price * mkt.mult
+        b = acct.bal.get(q)
+        have = b.avail if b is not None else 0
+        pb = self.pool.bal.get(q)
+        pool = pb.avail if pb is not None else 0
+
+        def need(n: int) -> int:
+            x = per * n
+            return x + x * acct.taker_ppm // PPM
+
+        if need(lots) > have + pool:
+            lots = (have + pool) * PPM // (per * (PPM + acct.taker_ppm))
+            while lots > 0 and need(lots) > have + pool:
+                lots -= 1
+        short = need(lots) - have
+        if lots > 0 and short > 0:
+            self._borrow(acct, q, short)
+        return lots
+
+    def _place(self, acct: Account, mkt: Market, side: int, lots: int, price: int) -> None:
+        e = self.engine
+        if self._id_seq != e.seq:
+            self._id_seq, self._id_n = e.seq, 0
+        self._id_n += 1
+        if self._id_n >= LIQ_IDS_PER_COMMAND:
+            raise EngineBug("too many liquidation orders in one command")
+        oid = LIQ_ID_BASE + e.seq * LIQ_IDS_PER_COMMAND + self._id_n
+        clid = f"LIQ-{e.seq}-{self._id_n}"
+        while clid in acct.by_clid or clid in acct.recent_clid:
+            clid += "+"
+        e.place_internal(C.NewOrder(acct.id, clid, mkt.symbol, side, LIMIT, lots, price, tif=IOC), oid)
+
+    # ================================================================ administration
+    def _set_leverage(self, c: SetLeverage) -> None:
+        e = self.engine
+        acct = e.ledger.accounts.get(c.account)
+        if acct is None or acct.kind != _MARGIN:
+            return self._no(c, Reject.UNKNOWN_ACCOUNT, f"{c.account} is not a margin account")
+        if type(c.leverage) is not int or not 1 <= c.leverage <= MAX_LEVERAGE:
+            return self._no(c, Reject.BAD_COMMAND, f"leverage must be 1..{MAX_LEVERAGE}")
+        if acct.id in self.liquidating:
+            return self._no(c, Reject.MARGIN_INSUFFICIENT, f"account {acct.id} is being liquidated")
+        old = acct.leverage
+        acct.leverage = c.leverage
+        if c.leverage < old:
+            eq, gross, _ = self._worst(acct)
+            if eq * PPM < gross * im_ppm(c.leverage):
+                acct.leverage = old
+                return self._no(c, Reject.MARGIN_INSUFFICIENT,
+                                f"equity does not cover the initial margin at {c.leverage}x")
+        e._ev.append(AdminApplied(e.seq, e.ts, c))
+
+    def _no(self, c: Any, code: Reject, text: str) -> None:
+        e = self.engine
+        e._ev.append(CommandRejected(e.seq, e.ts, c, int(code), text))
+
+    # ================================================================ reads (sequencer thread)
+    def liquidation_price(self, acct: Account, asset: str, h: Health | None = None) -> int:
+        """The mark (ticks of the asset's USD instrument) at which the account would fall
+        to its maintenance margin, the other prices unchanged; 0 if none."""
+        mkt = self.value_market(asset)
+        net = self.net_of(acct, asset)
+        v = self._value(asset, net)
+        if mkt is None or not net or v is None:
+            return 0
+        h = h or self.health(acct)
+        mm = im_ppm(acct.leverage) // 2
+        e_o, g_o = h.equity - v, h.gross - abs(v)
+        cn = net * mkt.mult  # valuation atoms per tick, times bpl
+        den = cn * PPM - mm * abs(cn)
+        num = (mm * g_o - e_o * PPM) * mkt.bpl
+        if den == 0:
+            return 0
+        p = num // den if den > 0 else -(-num // den)
+        return p if p > 0 else 0
+
+    def report(self, account: str) -> dict[str, Any] | None:
+        """An account's margin picture in plain integers (for FIX and the control endpoint)."""
+        e = self.engine
+        acct = e.ledger.accounts.get(account)
+        if acct is None:
+            return None
+        h = self.health(acct)
+        worst_eq, worst_gross, _ = self._worst(acct)
+        im = im_ppm(acct.leverage)
+        loans = e.ledger.loans.get(account, {})
+        assets = []
+        for asset in sorted(set(acct.bal) | set(loans)):
+            b = acct.bal.get(asset)
+            total = b.avail + b.held if b is not None else 0
+            loan = loans.get(asset, 0)
+            mkt = self.value_market(asset)
+            p = self.price(asset)
+            assets.append({
+                "asset": asset, "avail": b.avail if b else 0, "held": b.held if b else 0, "total": total,
+                "loan": loan, "net": total - loan,
+                "value": (total - loan) * p[0] // p[1] if p else None,
+                "symbol": mkt.symbol if mkt is not None else "",
+                "mark": (mark_price(mkt) or self.marks.get(mkt.symbol, 0)) if mkt is not None else 0,
+                "last": mkt.last_px if mkt is not None else 0,
+                "liquidation_price": self.liquidation_price(acct, asset, h) if acct.kind == _MARGIN else 0,
+            })
+        return {
+            "account": account, "kind": AccountKind(acct.kind).name.lower(), "leverage": acct.leverage,
+            "equity": h.equity, "gross": h.gross, "initial": h.initial, "maintenance": h.maintenance,
+            "open_equity": worst_eq, "open_gross": worst_gross,
+            "open_initial": -(-worst_gross * im // PPM),
+            "borrowed_value": sum(l * p[0] // p[1] for a, l in loans.items() if (p := self.price(a)) is not None),
+            "state": self.liquidating.get(account, "normal"), "assets": assets,
+            "valuation_asset": VALUATION_ASSET,
+        }
+
+    # ================================================================ extension protocol
+    def dump_state(self) -> dict[str, Any]:
+        led = self.engine.ledger
+        return {"liquidating": dict(self.liquidating), "marks": dict(self.marks),
+                "loans": {a: dict(d) for a, d in led.loans.items()}, "lent": dict(led.lent),
+                "written_off": dict(led.written_off)}
+
+    def load_state(self, d: dict[str, Any]) -> None:
+        led = self.engine.ledger
+        self.liquidating = dict(d.get("liquidating", {}))
+        self.marks = dict(d.get("marks", {}))
+        led.loans = {a: dict(x) for a, x in d.get("loans", {}).items()}
+        led.lent = dict(d.get("lent", {}))
+        led.written_off = dict(d.get("written_off", {}))
+
+    def state_hash(self) -> str:
+        h = hashlib.sha256()
+        h.update(repr(sorted(self.liquidating.items())).encode())
+        h.update(repr(sorted(self.marks.items())).encode())
+        led = self.engine.ledger
+        h.update(repr(sorted((a, sorted(d.items())) for a, d in led.loans.items())).encode())
+        h.update(repr(sorted((a, x) for a, x in led.lent.items() if x)).encode())
+        return h.hexdigest()
+
+    def check_invariants(self) -> None:
+        """Loans positive and owed by margin accounts; the pool's books balance; no margin
+        account below maintenance unless it is being liquidated."""
+        led: Ledger = self.engine.ledger
+        for aid, d in led.loans.items():
+            acct = led.accounts.get(aid)
+            if acct is None or acct.kind != _MARGIN:
+                raise EngineBug(f"margin: {aid} owes the pool but is not a margin account")
+            if any(x <= 0 for x in d.values()) or not d:
+                raise EngineBug(f"margin: {aid} has a non-positive loan {d}")
+        capital: dict[str, int] = {}
+        for kind, aid, asset, amount, state in led.funding.values():
+            if aid != LENDING_ACCOUNT:
+                continue
+            if kind == "deposit":
+                capital[asset] = capital.get(asset, 0) + amount
+            elif kind == "withdraw" or (kind == "withdrawal" and state == "completed"):
+                capital[asset] = capital.get(asset, 0) - amount
+        for asset in set(capital) | set(led.lent) | set(self.pool.bal):
+            b = self.pool.bal.get(asset)
+            have = (b.avail + b.held if b is not None else 0) + led.lent.get(asset, 0) + led.written_off.get(asset, 0)
+            if have != capital.get(asset, 0):
+                raise EngineBug(f"margin: the pool's {asset} ({have} with loans and losses) != its capital "
+                                f"{capital.get(asset, 0)}")
+        for aid in led.loans:
+            if aid in self.liquidating:
+                continue
+            h = self.health(led.accounts[aid])
+            if (h.equity < h.maintenance) if h.gross else (h.equity < 0):
+                raise EngineBug(f"margin: {aid} is below maintenance ({h}) and not being liquidated")
+
+
+def install(engine: Engine) -> MarginBook:
+    book = MarginBook(engine, engine.extensions.get("risk"))
+    engine.extensions["margin"] = book
+    return book

@@ -1,0 +1,296 @@
+"""The sequencer: one thread owns the engine; nothing is acknowledged before it is durable.
+
+Callers on any thread (FIX callbacks, the control endpoint, custody watchers) call
+:meth:`Sequencer.submit` (a state-changing command) or :meth:`Sequencer.call` (a read
+of engine state, run on the sequencer's thread between commands). The sequencer thread
+takes whatever is queued as one batch, stamps each command with the next sequence
+number and the time, runs it through the engine and frames it for the journal.
+
+A second thread, the writer, appends the batch to the journal and fsyncs once for the
+whole batch (group commit: the batch grows with the load, so one fsync covers more
+commands as more arrive), and only then hands the batch's events, in order, to the
+listeners (order-entry sessions, drop copy, market data, the store) and answers the
+calls. So a client can never see an acknowledgement of a command a crash could lose.
+
+An exception from the engine is a bug. The sequencer journals and publishes what was
+processed before it, then refuses everything else (:class:`VenueUnavailable`); the
+process must restart, and replay skips the command that failed because it was never
+journaled.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any, Callable, NamedTuple
+
+from venue import commands as C
+from venue.clock import Clock
+from venue.codec import encode, normalize
+from venue.engine import Engine
+from venue.errors import VenueError
+from venue.journal import JournalWriter, frame
+from venue.snapshot import dump_engine, write_snapshot
+
+log = logging.getLogger("venue.sequencer")
+
+_CMD, _CALL, _SNAPSHOT, _STOP = 0, 1, 2, 3
+
+
+class VenueUnavailable(VenueError, RuntimeError):
+    """The venue stopped (shutdown or an engine failure) and takes no more commands."""
+
+
+class Processed(NamedTuple):
+    """One command's outcome, published after it is durable."""
+
+    seq: int
+    ts: int
+    cmd: Any
+    events: list[Any]
+    origin: Any  # whatever the submitter passed (e.g. the FIX session); not journaled
+
+
+Listener = Callable[[list[Processed]], None]
+
+
+class _Batch(NamedTuple):
+    data: bytes
+    last_seq: int
+    items: list[Any]  # Processed | (reply, result) | ("snapshot", state, reply)
+
+
+class Sequencer:
+    def __init__(self, engine: Engine, writer: JournalWriter, clock: Clock, snapshot_dir: str | None = None,
+                 snapshot_every: int = 0, max_batch: int = 4096) -> None:
+        self.engine = engine
+        self.writer = writer
+        self.clock = clock
+        self.snapshot_dir = snapshot_dir
+        self.snapshot_every = snapshot_every
+        self.max_batch = max_batch
+        self.listeners: list[Listener] = []
+        self.durable_seq = engine.seq
+        self.failed: BaseException | None = None
+        self.on_failure: Callable[[BaseException], None] | None = None
+        self.commands = 0
+        self.batches = 0
+        self._in: queue.SimpleQueue = queue.SimpleQueue()
+        self._out: queue.SimpleQueue = queue.SimpleQueue()
+        self._last_snapshot = engine.seq
+        self._stopping = False
+        self.finished = threading.Event()  # set when both threads have ended (stop or failure)
+        self._seq_thread = threading.Thread(target=self._run_sequencer, name="venue-sequencer", daemon=True)
+        self._io_thread = threading.Thread(target=self._run_writer, name="venue-journal", daemon=True)
+
+    # -- any thread ------------------------------------------------------------------
+    def start(self) -> None:
+        self._seq_thread.start()
+        self._io_thread.start()
+
+    def submit(self, cmd: Any, origin: Any = None) -> None:
+        """Queue a command. Raises InvalidValue for a badly built one and
+        VenueUnavailable once the venue has stopped."""
+        if self.failed is not None or self._stopping:
+            raise VenueUnavailable("the venue is not accepting commands")
+        self._in.put((_CMD, normalize(cmd), origin))
+
+    def call(self, fn: Callable[[Engine], Any], reply: Callable[[Any], None]) -> None:
+        """Run ``fn(engine)`` on the sequencer's thread; ``reply(result)`` (or the
+        exception it raised) follows every event published before it."""
+        if self.failed is not None or self._stopping:
+            raise VenueUnavailable("the venue is not accepting commands")
+        self._in.put((_CALL, fn, reply))
+
+    def snapshot(self, reply: Callable[[Any], None] | None = None) -> None:
+        """Take a snapshot at the next batch boundary; ``reply(path)`` once written."""
+        self._in.put((_SNAPSHOT, None, reply))
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Process what is queued, make it durable, publish it, and stop."""
+        if not self._seq_thread.is_alive():
+            return
+        self._stopping = True
+        self._in.put((_STOP, None, None))
+        self._seq_thread.join(timeout)
+        self._io_thread.join(timeout)
+
+    def pending(self) -> int:
+        return self._in.qsize()
+
+    # -- the sequencer thread --------------------------------------------------------
+    def _run_sequencer(self) -> None:
+        engine, get, out = self.engine, self._in.get, self._out
+        while True:
+            deadline = engine.next_deadline()
+            timeout = None if deadline is None else max(0.0, (deadline - self.clock.now_ns()) / 1e9)
+            try:
+                first = get(timeout=timeout)
+            except queue.Empty:
+                first = None
+            batch = [first] if first is not None else []
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._in.get_nowait())
+                except queue.Empty:
+                    break
+            records: list[bytes] = []
+            items: list[Any] = []
+            stop = False
+            done = 0  # batch entries handled
+            try:
+                deadline = engine.next_deadline()
+                if deadline is not None and deadline <= self.clock.now_ns():
+                    self._apply(C.Tick(), None, records, items)
+                for kind, a, b in batch:
+                    done += 1
+                    if kind == _CMD:
+                        self._apply(a, b, records, items)
+                    elif kind == _CALL:
+                        try:
+                            result = a(engine)
+                        except Exception as e:  # a failing read is the caller's answer
+                            result = e
+                        items.append((b, result))
+                    elif kind == _SNAPSHOT:
+                        items.append(("snapshot", dump_engine(engine), a or b))
+                        self._last_snapshot = engine.seq
+                    else:
+                        stop = True
+                if self.snapshot_every and engine.seq - self._last_snapshot >= self.snapshot_every:
+                    items.append(("snapshot", dump_engine(engine), None))
+                    self._last_snapshot = engine.seq
+            except Exception as e:  # the engine failed: a bug; keep what was done before it
+                log.critical("engine failure at seq %s: %r; the venue stops", engine.seq + 1, e, exc_info=True)
+                self.failed = e
+                stop = True
+                self._refuse(batch[done:])  # the calls queued behind the failing command get an answer too
+            if records or items:
+                self.commands += len(records)
+                out.put(_Batch(b"".join(records), engine.seq, items))
+            if stop:
+                out.put(None)
+                self._refuse_pending()
+                if self.failed is not None and self.on_failure is not None:
+                    self.on_failure(self.failed)
+                return
+
+    def _refuse_pending(self) -> None:
+        """After a stop, answer every queued call with VenueUnavailable (nobody waits forever)."""
+        while True:
+            try:
+                entry = self._in.get_nowait()
+            except queue.Empty:
+                return
+            self._refuse([entry])
+
+    @staticmethod
+    def _refuse(entries: list[Any]) -> None:
+        for kind, a, b in entries:
+            reply = b if kind == _CALL else (a or b) if kind == _SNAPSHOT else None
+            if reply is not None:
+                try:
+                    reply(VenueUnavailable("the venue stopped before answering"))
+                except Exception:
+                    log.exception("a call's reply failed")
+
+    def _apply(self, cmd: Any, origin: Any, records: list[bytes], items: list[Any]) -> None:
+        engine = self.engine
+        seq = engine.seq + 1
+        ts = self.clock.now_ns()
+        if ts < engine.ts:
+            ts = engine.ts
+        record = frame(encode(seq, ts, cmd))  # before the engine sees it: what cannot be journaled never runs
+        events = engine.process(seq, ts, cmd)
+        records.append(record)
+        items.append(Processed(seq, ts, cmd, events, origin))
+
+    # -- the writer thread -----------------------------------------------------------
+    def _run_writer(self) -> None:
+        try:
+            self._write_batches()
+        finally:
+            self.finished.set()
+
+    def _write_batches(self) -> None:
+        get = self._out.get
+        while True:
+            batch = get()
+            if batch is None:
+                self.writer.sync()
+                return
+            group = [batch]
+            end = False
+            while True:
+                try:
+                    nxt = self._out.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    end = True
+                    break
+                group.append(nxt)
+            self._write(group)
+            if end:
+                return
+
+    def _write(self, group: list[_Batch]) -> None:
+        """Append and fsync, then publish. A snapshot item splits the group: the records
+        before it are made durable first, then the snapshot is written and a new journal
+        segment begins after it."""
+        pending: list[_Batch] = []
+        for b in group:
+            snaps = [it for it in b.items if isinstance(it, tuple) and len(it) == 3 and it[0] == "snapshot"]
+            pending.append(b)
+            if snaps:
+                self._flush(pending)
+                pending = []
+                for _, state, reply in snaps:
+                    path = self._write_snapshot(state)
+                    if reply is not None:
+                        reply(path)
+        if pending:
+            self._flush(pending)
+
+    def _flush(self, batches: list[_Batch]) -> None:
+        data = b"".join(b.data for b in batches)
+        if data:
+            self.writer.append(data, batches[-1].last_seq)
+            self.writer.sync()
+            self.durable_seq = batches[-1].last_seq
+        self.batches += 1
+        processed: list[Processed] = []
+        for b in batches:
+            for it in b.items:
+                if type(it) is Processed:
+                    processed.append(it)
+                elif len(it) == 2:
+                    if processed:
+                        self._publish(processed)
+                        processed = []
+                    reply, result = it
+                    try:
+                        reply(result)
+                    except Exception:
+                        log.exception("a call's reply failed")
+        if processed:
+            self._publish(processed)
+
+    def _publish(self, processed: list[Processed]) -> None:
+        for listener in tuple(self.listeners):  # a copy: others (un)subscribe while we iterate
+            try:
+                listener(processed)
+            except Exception:
+                log.exception("listener %r failed; the others go on", listener)
+
+    def _write_snapshot(self, state: dict[str, Any]) -> str | None:
+        if not self.snapshot_dir:
+            return None
+        try:
+            path = write_snapshot(self.snapshot_dir, state)
+            if self.writer.last_seq == state["seq"]:
+                self.writer.start_segment(state["seq"] + 1)
+            return path
+        except OSError:
+            log.exception("snapshot at %s failed; the journal still holds everything", state["seq"])
+            return None
