@@ -1,0 +1,550 @@
+"""The QuickFIX Application: a thin adapter between FIX sessions and the venue.
+
+Callbacks only decode, check entitlements and throttle, and hand a command to the venue's
+sequencer (``Venue.submit``); they never touch engine state. Replies travel back from
+durable engine events through :class:`Outbox`, one thread that builds and sends messages
+in event order (a reply is never sent before the command it answers is journaled).
+
+Edge refusals (a request that cannot become a command: unknown symbol, off-tick price,
+an account the session may not use, a throttled message) are answered through the same
+ordered path (``Venue.call``), so they never overtake answers to earlier requests.
+
+A Python exception must never escape a callback: QuickFIX would end the process. Only
+QuickFIX's own reject exceptions (UnsupportedMessageType, IncorrectTagValue,
+FieldNotFound, RejectLogon) are raised on purpose; anything else is logged and the
+failing message gets a BusinessMessageReject, and every other session goes on.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from typing import Any, Callable
+
+import quickfix as fix
+
+from sessions import codec
+from sessions.codec import EdgeReject
+from venue import commands as C
+from venue.access import AccessRegistry, SessionRecord
+from venue.core import Venue
+from venue.errors import VenueError
+from venue.events import CancelRejected, Execution, MassCancelReport, OrderRejected
+from venue.instruments import Asset, Instrument
+from venue.sequencer import Processed
+from venue.types import CancelReason, Reject
+
+log = logging.getLogger("sessions.application")
+
+ORDER_MSG_TYPES = frozenset({"D", "F", "G", "H", "q", "AF"})
+
+
+class SessionCtx:
+    """What the application knows of one FIX session."""
+
+    __slots__ = ("comp_id", "sid", "rec", "tokens", "last", "cod", "logged_on", "mass_types", "accounts",
+                 "accounts_version", "refused", "logons")
+
+    def __init__(self, comp_id: str, sid: fix.SessionID, rec: SessionRecord) -> None:
+        self.comp_id = comp_id
+        self.sid = sid
+        self.rec = rec
+        self.tokens = float(rec.msg_rate or 0)
+        self.last = time.monotonic()
+        self.cod = "S" if rec.cancel_on_disconnect else "N"
+        self.logged_on = False
+        self.mass_types: dict[str, str] = {}
+        self.accounts: tuple[str, ...] = ()
+        self.accounts_version = -1
+        self.refused = 0
+        self.logons = 0
+
+
+class Outbox:
+    """One thread that builds and sends everything the venue says to FIX sessions."""
+
+    def __init__(self, route: Callable[[list[Processed]], None]) -> None:
+        self._route = route
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="fix-outbox", daemon=True)
+        self.sent = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._q.put(None)
+        self._thread.join(10)
+
+    def on_batch(self, batch: list[Processed]) -> None:
+        """The venue listener (journal thread): hand over and return at once."""
+        self._q.put(batch)
+
+    def put(self, job: Callable[[], Any]) -> None:
+        self._q.put(job)
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            try:
+                if isinstance(item, list):
+                    self._route(item)
+                else:
+                    item()
+            except Exception:
+                log.exception("outbox: failed to send")
+
+
+class VenueApplication(fix.Application):
+    def __init__(self, venue: Venue, registry: AccessRegistry) -> None:
+        super().__init__()
+        self.venue = venue
+        self.registry = registry
+        self.ctx: dict[str, SessionCtx] = {}
+        self._verified: dict[str, tuple[str, str, float, dict[int, str]]] = {}
+        self._verified_lock = threading.Lock()
+        self._exec_ids = itertools.count(1)
+        self._exec_base = time.time_ns() // 1_000_000
+        self.outbox = Outbox(self._route_batch)
+        self._er = fix.Message()  # reused by the outbox thread for every ExecutionReport
+        self.handlers: dict[str, dict[str, Callable[[fix.Message, SessionCtx], None]]] = {
+            "order_entry": {"D": self.on_new_order, "F": self.on_cancel, "G": self.on_replace,
+                            "H": self.on_status, "q": self.on_mass_cancel, "AF": self.on_mass_status},
+            "risk": {"H": self.on_status, "AF": self.on_mass_status, "q": self.on_mass_cancel},
+            "drop_copy": {},
+            "market_data": {},
+        }
+        self.batch_listeners: list[Callable[[list[Processed]], None]] = []  # drop copy, market data
+        self.logon_listeners: list[Callable[[SessionCtx], None]] = []
+        self.logout_listeners: list[Callable[[SessionCtx], None]] = []
+        self.messages_in = 0
+
+    # -- helpers -------------------------------------------------------------------------
+    def instrument(self, symbol: str) -> Instrument | None:
+        engine = self.venue.engine
+        mkt = engine.markets.get(symbol) if engine is not None else None
+        return mkt.inst if mkt is not None else None
+
+    def asset(self, code: str) -> Asset:
+        assert self.venue.engine is not None
+        return self.venue.engine.ledger.assets[code]
+
+    def exec_id(self) -> str:
+        return f"X{self._exec_base}-{next(self._exec_ids)}"
+
+    def allowed_accounts(self, ctx: SessionCtx) -> tuple[str, ...]:
+        v = (self.registry.version, len(self.venue.engine.ledger.accounts) if self.venue.engine else 0)
+        if ctx.accounts_version != v:
+            ctx.rec = self.registry.sessions.get(ctx.comp_id, ctx.rec)
+            ctx.accounts = self.registry.session_accounts(ctx.rec)
+            ctx.accounts_version = v  # type: ignore[assignment]
+        return ctx.accounts
+
+    def resolve_account(self, msg: fix.Message | dict[str, str], ctx: SessionCtx) -> str | EdgeReject:
+        """The account a request names (Account(1)) or the session's default, if the
+        session may use it. ``msg`` is the message or its fields (codec.fields_of)."""
+        if isinstance(msg, dict):
+            acct = msg.get("1") or ctx.rec.default_account
+        else:
+            acct = msg.getField(1) if msg.isSetField(1) else ctx.rec.default_account
+        if not acct:
+            return EdgeReject(Reject.UNKNOWN_ACCOUNT, "Account(1) is required: this session has no default account")
+        if acct not in self.allowed_accounts(ctx):
+            return EdgeReject(Reject.NOT_ENTITLED, f"account {acct} is not permitted for this session")
+        return acct
+
+    def send(self, ctx_or_sid: SessionCtx | fix.SessionID, msg: fix.Message) -> None:
+        sid = ctx_or_sid.sid if isinstance(ctx_or_sid, SessionCtx) else ctx_or_sid
+        try:
+            fix.Session.sendToTarget(msg, sid)
+            self.outbox.sent += 1
+        except fix.SessionNotFound:
+            log.warning("no FIX session %s to send to", sid)
+
+    def answer_after(self, ctx: SessionCtx, build: Callable[[], fix.Message]) -> None:
+        """Send ``build()`` after everything already submitted has been answered."""
+        job = lambda: self.send(ctx, build())  # noqa: E731
+        try:
+            self.venue.call(lambda _e: None, lambda _r: self.outbox.put(job))
+        except VenueError:
+            self.outbox.put(job)
+
+    def submit(self, ctx: SessionCtx, cmd: Any, refuse: Callable[[int, str], fix.Message]) -> None:
+        try:
+            self.venue.submit(cmd)
+        except VenueError as e:
+            code = getattr(e, "code", Reject.BAD_COMMAND)
+            self.outbox.put(lambda: self.send(ctx, refuse(code, f"venue unavailable: {e}")))
+
+    # -- QuickFIX callbacks ----------------------------------------------------------
+    def onCreate(self, sid: fix.SessionID) -> None:
+        comp = sid.getTargetCompID().getValue()
+        rec = self.registry.sessions.get(comp)
+        if rec is not None:
+            self.ctx[comp] = SessionCtx(comp, sid, rec)
+
+    def onLogon(self, sid: fix.SessionID) -> None:
+        try:
+            ctx = self.ctx.get(sid.getTargetCompID().getValue())
+            if ctx is not None:
+                ctx.logged_on = True
+                ctx.logons += 1
+                for fn in self.logon_listeners:
+                    fn(ctx)
+        except Exception:
+            log.exception("onLogon")
+
+    def onLogout(self, sid: fix.SessionID) -> None:
+        try:
+            ctx = self.ctx.get(sid.getTargetCompID().getValue())
+            if ctx is None or not ctx.logged_on:
+                return
+            ctx.logged_on = False
+            for fn in self.logout_listeners:
+                fn(ctx)
+            if ctx.rec.role == "order_entry" and ctx.cod in ("Y", "S"):
+                cmd = C.MassCancel(cl_ord_id=f"COD-{ctx.comp_id}", reason=int(CancelReason.DISCONNECT),
+                                   session=ctx.comp_id if ctx.cod == "S" else "",
+                                   accounts=",".join(self.allowed_accounts(ctx)))
+                try:
+                    self.venue.submit(cmd)
+                except VenueError:
+                    log.warning("cancel-on-disconnect of %s not submitted: venue unavailable", ctx.comp_id)
+        except Exception:
+            log.exception("onLogout")
+
+    def toAdmin(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        pass
+
+    def toApp(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        pass
+
+    def note_verified(self, comp_id: str, fields: dict[int, str]) -> None:
+        """The gateway checked this Logon (called before it forwards the bytes)."""
+        with self._verified_lock:
+            self._verified[comp_id] = (fields.get(34, ""), fields.get(52, ""), time.monotonic() + 30, fields)
+
+    def fromAdmin(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        if msg.getHeader().getField(35) != "A":
+            return
+        comp = sid.getTargetCompID().getValue()
+        with self._verified_lock:
+            v = self._verified.pop(comp, None)
+        hdr = msg.getHeader()
+        seq = hdr.getField(34) if hdr.isSetField(34) else ""
+        st = hdr.getField(52) if hdr.isSetField(52) else ""
+        if v is None or v[0] != seq or v[1] != st or v[2] < time.monotonic():
+            log.warning("logon of %s did not come through the gateway: refused", comp)
+            raise fix.RejectLogon("logon not verified")
+        ctx = self.ctx.get(comp)
+        rec = self.registry.sessions.get(comp)
+        if ctx is None or rec is None:
+            raise fix.RejectLogon("unknown session")
+        ctx.rec = rec
+        ctx.accounts_version = -1
+        cod = v[3].get(codec.TAG_COD)
+        ctx.cod = cod if cod in ("Y", "S", "N") else ("S" if rec.cancel_on_disconnect else "N")
+        ctx.tokens = float(rec.msg_rate or 0)
+        ctx.last = time.monotonic()
+
+    def fromApp(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        ctx = None
+        mt = ""
+        try:
+            self.messages_in += 1
+            mt = msg.getHeader().getField(35)
+            ctx = self.ctx.get(sid.getTargetCompID().getValue())
+            if ctx is None:
+                raise fix.UnsupportedMessageType()
+            handler = self.handlers.get(ctx.rec.role, {}).get(mt)
+            if handler is None:
+                if mt in ORDER_MSG_TYPES:
+                    self.send(ctx, codec.business_reject(mt, msg.getHeader().getField(34), "6",
+                                                         f"{ctx.rec.role.replace('_', '-')} sessions cannot trade"))
+                    return
+                raise fix.UnsupportedMessageType()
+            if not self._throttle(ctx, msg, mt):
+                return
+            handler(msg, ctx)
+        except (fix.UnsupportedMessageType, fix.IncorrectTagValue, fix.FieldNotFound, fix.IncorrectDataFormat,
+                fix.RequiredTagMissing):
+            raise
+        except Exception as e:  # never let QuickFIX see it: it would end the process
+            log.exception("fromApp %s failed", mt)
+            if ctx is not None:
+                try:
+                    seq = msg.getHeader().getField(34)
+                    self.send(ctx, codec.business_reject(mt or "?", seq, "0", f"internal error: {type(e).__name__}"))
+                except Exception:
+                    log.exception("could not reject a failed message")
+
+    # -- throttle ----------------------------------------------------------------------
+    def _throttle(self, ctx: SessionCtx, msg: fix.Message, mt: str) -> bool:
+        """Token bucket of ``msg_rate`` per second. Over the limit a message is refused;
+        a whole second's worth over it logs the session out."""
+        rate = ctx.rec.msg_rate
+        if not rate:
+            return True
+        now = time.monotonic()
+        ctx.tokens = min(float(rate), ctx.tokens + (now - ctx.last) * rate)
+        ctx.last = now
+        if ctx.tokens >= 1.0:
+            ctx.tokens -= 1.0
+            return True
+        ctx.tokens -= 1.0
+        ctx.refused += 1
+        text = f"throttled: more than {rate} messages per second"
+        if ctx.tokens < -rate:
+            log.warning("session %s far over its message rate: logged out", ctx.comp_id)
+            try:
+                fix.Session.lookupSession(ctx.sid).logout(f"{text}; logged out")
+            except Exception:
+                log.exception("logout of %s failed", ctx.comp_id)
+            return False
+        seq = msg.getHeader().getField(34)
+        if mt == "D":
+            raw = codec.raw_fields(msg, (11, 1, 55, 54, 38, 40, 44))
+            m = codec.reject_report(None, Reject.THROTTLED, text, None, self.exec_id(), time.time_ns(), raw)
+        elif mt in ("F", "G"):
+            m = codec.cancel_reject(None, cl_ord_id=msg.getField(11) if msg.isSetField(11) else "",
+                                    orig=msg.getField(41) if msg.isSetField(41) else "",
+                                    response_to="2" if mt == "G" else "1", code=Reject.THROTTLED, text=text)
+        else:
+            m = codec.business_reject(mt, seq, "0", text)
+        self.send(ctx, m)
+        return False
+
+    # -- order entry -------------------------------------------------------------------
+    def on_new_order(self, msg: fix.Message, ctx: SessionCtx) -> None:
+        f = codec.fields_of(msg)
+        acct = self.resolve_account(f, ctx)
+        inst = self.instrument(f["55"])
+        cmd = acct if isinstance(acct, EdgeReject) else codec.decode_new_order(f, inst, acct, ctx.comp_id)
+        if isinstance(cmd, EdgeReject):
+            raw = {t: f[str(t)] for t in (11, 1, 55, 54, 38, 40, 44) if str(t) in f}
+            rej = cmd
+            self.answer_after(ctx, lambda: codec.reject_report(None, rej.code, rej.text, inst, self.exec_id(),
+                                                               time.time_ns(), raw))
+            return
+        self.submit(ctx, cmd, lambda code, text: codec.reject_report(cmd, code, text, inst, self.exec_id(),
+                                                                     time.time_ns()))
+
+    def _cancel_refusal(self, f: dict[str, str], response_to: str) -> Callable[[int, str], fix.Message]:
+        clid = f["11"]
+        orig = f.get("41", "")
+        oid = f.get("37", "NONE")
+        return lambda code, text: codec.cancel_reject(None, cl_ord_id=clid, orig=orig, order_id=oid,
+                                                      response_to=response_to, code=code, text=text)
+
+    def on_cancel(self, msg: fix.Message, ctx: SessionCtx) -> None:
+        f = codec.fields_of(msg)
+        refuse = self._cancel_refusal(f, "1")
+        acct = self.resolve_account(f, ctx)
+        if isinstance(acct, EdgeReject):
+            rej = acct
+            self.answer_after(ctx, lambda: refuse(rej.code, rej.text))
+            return
+        order_id = codec.decode_order_id(f)
+        orig = f.get("41", "")
+        if order_id < 0 and not orig:
+            self.answer_after(ctx, lambda: refuse(Reject.UNKNOWN_ORDER, "unknown order"))
+            return
+        cmd = C.CancelOrder(acct, f["11"], max(order_id, 0), orig, f.get("55", ""), ctx.comp_id)
+        self.submit(ctx, cmd, refuse)
+
+    def on_replace(self, msg: fix.Message, ctx: SessionCtx) -> None:
+        f = codec.fields_of(msg)
+        refuse = self._cancel_refusal(f, "2")
+        acct = self.resolve_account(f, ctx)
+        inst = self.instrument(f["55"])
+        if isinstance(acct, EdgeReject) or inst is None:
+            rej = acct if isinstance(acct, EdgeReject) else EdgeReject(Reject.UNKNOWN_SYMBOL, "unknown symbol")
+            self.answer_after(ctx, lambda: refuse(rej.code, rej.text))
+            return
+        try:
+            qty = inst.qty_to_lots(f["38"]) if "38" in f else 0
+            price = inst.price_to_ticks(f["44"]) if "44" in f else 0
+            stop_px = inst.price_to_ticks(f["99"]) if "99" in f else 0
+        except VenueError as e:
+            code, text = getattr(e, "code", Reject.BAD_COMMAND), str(e)
+            self.answer_after(ctx, lambda: refuse(code, text))
+            return
+        order_id = codec.decode_order_id(f)
+        orig = f.get("41", "")
+        cmd = C.AmendOrder(acct, f["11"], max(order_id, 0), orig, inst.symbol, qty, price, stop_px, ctx.comp_id)
+        self.submit(ctx, cmd, refuse)
+
+    def on_status(self, msg: fix.Message, ctx: SessionCtx) -> None:
+        acct = self.resolve_account(msg, ctx)
+        clid = msg.getField(11) if msg.isSetField(11) else ""
+        order_id = codec.decode_order_id(codec.fields_of(msg))
+        raw = codec.raw_fields(msg, (11, 1, 55, 54))
+        req_id = msg.getField(790) if msg.isSetField(790) else ""
+
+        def unknown(text: str) -> fix.Message:
+            m = codec.reject_report(None, Reject.UNKNOWN_ORDER, text, None, self.exec_id(), time.time_ns(), raw)
+            m.setField(150, "I")
+            m.setField(103, "5")
+            if req_id:
+                m.setField(790, req_id)
+            return m
+
+        if isinstance(acct, EdgeReject):
+            rej = acct
+            self.answer_after(ctx, lambda: unknown(rej.text))
+            return
+
+        def find(engine: Any) -> codec.OrderView | None:
+            o = engine.find_order(acct, max(order_id, 0), clid)
+            return codec.order_view(o) if o is not None else None
+
+        def reply(view: Any) -> None:
+            def job() -> None:
+                if isinstance(view, codec.OrderView):
+                    inst = self.instrument(view.info.symbol)
+                    assert inst is not None
+                    m = codec.status_report(view, inst, self.exec_id(), time.time_ns(), req_id_tag=790, req_id=req_id)
+                else:
+                    m = unknown("unknown order")
+                self.send(ctx, m)
+            self.outbox.put(job)
+
+        try:
+            self.venue.call(find, reply)
+        except VenueError:
+            self.outbox.put(lambda: self.send(ctx, unknown("venue unavailable")))
+
+    def on_mass_status(self, msg: fix.Message, ctx: SessionCtx) -> None:
+        req_id = msg.getField(584)
+        req_type = msg.getField(585)
+        symbol = msg.getField(55) if msg.isSetField(55) else ""
+        side = codec.SIDE_IN.get(msg.getField(54), 0) if msg.isSetField(54) else 0
+        if msg.isSetField(1):
+            acct = self.resolve_account(msg, ctx)
+            accounts = (acct,) if isinstance(acct, str) else ()
+        else:
+            accounts = self.allowed_accounts(ctx)
+        if req_type == "1" and not symbol:
+            accounts = ()
+
+        def find(engine: Any) -> list[codec.OrderView]:
+            out = []
+            for aid in accounts:
+                a = engine.ledger.accounts.get(aid)
+                for o in (a.orders.values() if a else ()):
+                    if (symbol and o.info.symbol != symbol) or (side and o.side != side):
+                        continue
+                    out.append(codec.order_view(o))
+            out.sort(key=lambda v: v.info.order_id)
+            return out
+
+        def reply(views: Any) -> None:
+            def job() -> None:
+                now = time.time_ns()
+                if not isinstance(views, list) or not views:
+                    m = codec.reject_report(None, Reject.UNKNOWN_ORDER, "no open orders match the request", None,
+                                            self.exec_id(), now, {55: symbol or "NA"})
+                    m.setField(150, "I")
+                    m.setField(584, req_id)
+                    m.setField(911, "0")
+                    m.setField(912, "Y")
+                    self.send(ctx, m)
+                    return
+                for i, v in enumerate(views):
+                    inst = self.instrument(v.info.symbol)
+                    assert inst is not None
+                    self.send(ctx, codec.status_report(v, inst, self.exec_id(), now, mass_req=req_id,
+                                                       total=len(views), last=i == len(views) - 1))
+            self.outbox.put(job)
+
+        try:
+            self.venue.call(find, reply)
+        except VenueError:
+            reply(None)
+
+    def on_mass_cancel(self, msg: fix.Message, ctx: SessionCtx) -> None:
+        clid = msg.getField(11)
+        req_type = msg.getField(530)
+        symbol = msg.getField(55) if msg.isSetField(55) else ""
+        side = codec.SIDE_IN.get(msg.getField(54), 0) if msg.isSetField(54) else 0
+
+        def refuse(code: int, text: str) -> fix.Message:
+            ev = MassCancelReport(0, time.time_ns(), C.MassCancel(clid, symbol=symbol, side=side), 0, int(code), text)
+            m = codec.mass_cancel_report(ev, req_type)
+            m.setField(37, "NONE")
+            return m
+
+        if req_type not in ("1", "7"):
+            self.answer_after(ctx, lambda: refuse(Reject.UNSUPPORTED, "MassCancelRequestType must be 1 (security) or 7 (all orders)"))
+            return
+        if req_type == "1" and not symbol:
+            self.answer_after(ctx, lambda: refuse(Reject.UNKNOWN_SYMBOL, "Symbol(55) is required for type 1"))
+            return
+        if msg.isSetField(1):
+            acct = self.resolve_account(msg, ctx)
+            if isinstance(acct, EdgeReject):
+                rej = acct
+                self.answer_after(ctx, lambda: refuse(rej.code, rej.text))
+                return
+            accounts = acct
+        else:
+            accounts = ",".join(self.allowed_accounts(ctx))
+        if not accounts:
+            self.answer_after(ctx, lambda: refuse(Reject.UNKNOWN_ACCOUNT, "this session has no accounts"))
+            return
+        ctx.mass_types[clid] = req_type
+        cmd = C.MassCancel(cl_ord_id=clid, symbol=symbol if req_type == "1" else "", side=side, accounts=accounts,
+                           requester=ctx.comp_id)
+        self.submit(ctx, cmd, refuse)
+
+    # -- routing events to sessions (outbox thread) ----------------------------------
+    def _route_batch(self, batch: list[Processed]) -> None:
+        for p in batch:
+            for ev in p.events:
+                t = type(ev)
+                if t is Execution:
+                    self._route_execution(ev)
+                elif t is OrderRejected:
+                    self._route_reject(ev)
+                elif t is CancelRejected:
+                    ctx = self.ctx.get(ev.cmd.session)
+                    if ctx is not None:
+                        self.send(ctx, codec.cancel_reject(ev))
+                elif t is MassCancelReport:
+                    self._route_mass_cancel(ev)
+        for fn in self.batch_listeners:
+            try:
+                fn(batch)
+            except Exception:
+                log.exception("batch listener failed")
+
+    def _route_execution(self, ev: Execution) -> None:
+        info = ev.info
+        ctx = self.ctx.get(info.session)
+        inst = self.instrument(info.symbol)
+        if inst is None:
+            return
+        msg = codec.execution_report(ev, inst, self.asset(inst.quote), self._er)
+        if ctx is not None and ctx.rec.role == "order_entry":
+            self.send(ctx, msg)
+            return
+        # entered elsewhere (operator, liquidation): to the firm's order-entry sessions with the account
+        for c in self.ctx.values():
+            if c.rec.role == "order_entry" and c.rec.firm == info.firm and info.account in self.allowed_accounts(c):
+                self.send(c, fix.Message(msg))
+
+    def _route_reject(self, ev: OrderRejected) -> None:
+        ctx = self.ctx.get(ev.cmd.session)
+        if ctx is not None:
+            self.send(ctx, codec.order_reject_report(ev, self.instrument(ev.cmd.symbol)))
+
+    def _route_mass_cancel(self, ev: MassCancelReport) -> None:
+        cmd = ev.cmd
+        ctx = self.ctx.get(cmd.requester)
+        if ctx is not None:
+            rt = ctx.mass_types.pop(cmd.cl_ord_id, "7")
+            self.send(ctx, codec.mass_cancel_report(ev, rt))

@@ -1,0 +1,279 @@
+"""The venue's FIX front: QuickFIX acceptors behind logon gateways.
+
+    server = FixServer(venue, FixConfig(data_dir=...))
+    server.start()   # gateways listen on the public ports; acceptors on loopback
+    server.stop()
+
+Each public port (order entry, drop copy, market data) has a :class:`LogonGateway` that
+admits only the session roles of that port. Behind them one QuickFIX ``SocketAcceptor``
+serves every session known at start; a session created while the venue runs gets its
+own small acceptor (QuickFIX cannot add sessions to a running acceptor), and the
+gateways route each CompID to its acceptor.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import socket
+import ssl
+import string
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import quickfix as fix
+
+from sessions.application import VenueApplication
+from sessions.auth import LogonChecker
+from sessions.dropcopy import DropCopy
+from sessions.gateway import LogonGateway
+from sessions.marketdata_session import MarketDataSessions
+from sessions.trade_capture import TradeCapture
+from venue.access import AccessRegistry, CreateSession, SessionRecord, SetSessionEnabled
+from venue.core import Venue
+from venue.events import AdminApplied
+from venue.sequencer import Processed
+
+log = logging.getLogger("sessions.server")
+
+FIX_CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fix_config")
+
+PORT_ROLES = {
+    "order_entry": ("order_entry", "risk"),
+    "drop_copy": ("drop_copy",),
+    "market_data": ("market_data",),
+}
+
+
+@dataclass
+class FixConfig:
+    data_dir: str
+    host: str = "127.0.0.1"
+    ports: dict[str, int] = field(default_factory=lambda: {"order_entry": 9878, "drop_copy": 9879, "market_data": 9880})
+    settings_template: str = os.path.join(FIX_CONFIG_DIR, "acceptor.cfg")
+    dictionary: str = os.path.join(FIX_CONFIG_DIR, "FIX44.xml")
+    file_log: bool = True
+    tls_cert: str = ""  # PEM certificate chain; with tls_key, the gateways speak TLS
+    tls_key: str = ""
+    tls_client_ca: str = ""  # if set, clients must present a certificate signed by it
+
+
+QUICKFIX_REQUIRED = "1.16.0+venue.1"
+
+
+def check_quickfix() -> None:
+    """Refuse to run on a QuickFIX without the venue's fix (fix_config/build_quickfix.py):
+    unpatched 1.16.0 connection threads read sockets they already closed, whose numbers
+    the process may have given to other connections."""
+    import importlib.metadata
+
+    try:
+        have = importlib.metadata.version("quickfix")
+    except importlib.metadata.PackageNotFoundError:
+        have = "none"
+    if have != QUICKFIX_REQUIRED:
+        raise RuntimeError(f"QuickFIX {QUICKFIX_REQUIRED} is required, found {have}: "
+                           f"run `python fix_config/build_quickfix.py` (or `make install`)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Acceptor:
+    """One QuickFIX acceptor on a loopback port, and the QuickFIX objects it needs alive."""
+
+    def __init__(self, app: VenueApplication, cfg: FixConfig, sessions: list[SessionRecord], name: str) -> None:
+        self.port = _free_port()
+        fix_dir = os.path.join(cfg.data_dir, "fix")
+        os.makedirs(os.path.join(fix_dir, "store"), exist_ok=True)
+        os.makedirs(os.path.join(fix_dir, "log"), exist_ok=True)
+        with open(cfg.settings_template) as f:
+            text = string.Template(f.read()).substitute(port=self.port, dictionary=cfg.dictionary,
+                                                        data_dir=cfg.data_dir)
+        for rec in sessions:
+            text += (f"\n[SESSION]\nBeginString=FIX.4.4\nSenderCompID={rec.target_comp_id}\n"
+                     f"TargetCompID={rec.comp_id}\n")
+            if rec.role == "market_data":  # a gap is healed by a snapshot, not a resend: keep no copies
+                text += "PersistMessages=N\n"
+        self.path = os.path.join(fix_dir, f"acceptor-{name}.cfg")
+        with open(self.path, "w") as f:
+            f.write(text)
+        self.settings = fix.SessionSettings(self.path)
+        self.store = fix.FileStoreFactory(self.settings)
+        self.logs = fix.FileLogFactory(self.settings) if cfg.file_log else None
+        # ThreadedSocketAcceptor, not SocketAcceptor: SocketAcceptor::stop() closes its
+        # SocketServer from the caller's thread while the acceptor thread closes and deletes
+        # the same server (QuickFIX 1.16), a use-after-free we saw as segfaults and hangs.
+        # The threaded acceptor hands its threads over under a mutex before closing; its
+        # connection threads are safe with the venue's patch (see check_quickfix).
+        if self.logs is not None:
+            self.acceptor = fix.ThreadedSocketAcceptor(app, self.store, self.settings, self.logs)
+        else:
+            self.acceptor = fix.ThreadedSocketAcceptor(app, self.store, self.settings)
+        self.comp_ids = {rec.comp_id for rec in sessions}
+
+    def start(self) -> None:
+        self.acceptor.start()
+
+    def stop(self) -> None:
+        """Stop and destroy: QuickFIX registers sessions process-wide by SessionID and only
+        the acceptor's destructor unregisters them; a stopped-but-alive acceptor would keep
+        a dead session that a later acceptor's sendToTarget would reach. Sessions must be
+        logged out first (FixServer.stop does it): the threaded acceptor's stop spins while
+        any is logged on."""
+        self.acceptor.stop(True)
+        del self.acceptor, self.logs, self.store, self.settings
+        gc.collect()
+
+
+class FixServer:
+    """``store``: the venue's SQL store (TradeCaptureReportRequest on drop-copy sessions
+    reads it; without it they are refused). ``market_data``: the venue's
+    :class:`marketdata.MarketData`, attached before the venue started; without it the
+    server attaches one of its own to the running venue."""
+
+    def __init__(self, venue: Venue, cfg: FixConfig, store: Any = None, market_data: Any = None) -> None:
+        self.venue = venue
+        self.cfg = cfg
+        assert venue.engine is not None, "open() the venue before building its FIX server"
+        self.registry: AccessRegistry = venue.engine.extensions["access"]
+        self.app = VenueApplication(venue, self.registry)
+        self.store = store
+        self.market_data = market_data
+        self._own_market_data = market_data is None
+        self.drop_copy = DropCopy(self.app, self._gateway_backlog("drop_copy"), self._gateway_disconnect("drop_copy"))
+        self.trade_capture = TradeCapture(self.app, venue, store, cfg.dictionary, self._gateway_backlog("drop_copy"))
+        self.md_sessions: MarketDataSessions | None = None
+        self.checker = LogonChecker(self.registry)
+        self.acceptors: list[_Acceptor] = []
+        self.gateways: dict[str, LogonGateway] = {}
+        self._route: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._ssl = self._ssl_context()
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if not (self.cfg.tls_cert and self.cfg.tls_key):
+            return None
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(self.cfg.tls_cert, self.cfg.tls_key)
+        if self.cfg.tls_client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(self.cfg.tls_client_ca)
+        return ctx
+
+    def _gateway_backlog(self, role: str) -> Any:
+        return lambda comp_id: self.gateways[role].backlog(comp_id) if role in self.gateways else 0
+
+    def _gateway_disconnect(self, role: str) -> Any:
+        return lambda comp_id: self.gateways[role].disconnect(comp_id) if role in self.gateways else None
+
+    def start(self) -> None:
+        check_quickfix()
+        if self.market_data is None:
+            from marketdata import MarketData
+
+            self.market_data = MarketData()
+            self.market_data.attach(self.venue)
+        self.md_sessions = MarketDataSessions(self.app, self.market_data, self.cfg.dictionary,
+                                              self._gateway_backlog("market_data"))
+        self.md_sessions.start()
+        sessions = list(self.registry.sessions.values())
+        if sessions:
+            self._add_acceptor(sessions, "main")
+        self.app.outbox.start()
+        self.venue.subscribe(self.app.outbox.on_batch)
+        self.venue.subscribe(self._watch_registry)
+        for role, port in self.cfg.ports.items():
+            gw = LogonGateway(role, self.cfg.host, port, self.checker, self._backend, PORT_ROLES[role],
+                              self.app.note_verified, self._ssl)
+            gw.start()
+            self.gateways[role] = gw
+
+    def _add_acceptor(self, sessions: list[SessionRecord], name: str) -> None:
+        acc = _Acceptor(self.app, self.cfg, sessions, name)
+        acc.start()
+        with self._lock:
+            self.acceptors.append(acc)
+            for rec in sessions:
+                self._route[rec.comp_id] = acc.port
+
+    def _backend(self, comp_id: str) -> tuple[str, int] | None:
+        with self._lock:
+            port = self._route.get(comp_id)
+        return ("127.0.0.1", port) if port else None
+
+    def _watch_registry(self, batch: list[Processed]) -> None:
+        """Sessions created or disabled while running (journal thread: hand work off)."""
+        for p in batch:
+            for ev in p.events:
+                if type(ev) is AdminApplied:
+                    cmd = ev.cmd
+                    if type(cmd) is CreateSession:
+                        threading.Thread(target=self._new_session, args=(cmd.comp_id,), daemon=True).start()
+                    elif type(cmd) is SetSessionEnabled and not cmd.enabled:
+                        ctx = self.app.ctx.get(cmd.comp_id)
+                        if ctx is not None and ctx.logged_on:
+                            try:
+                                fix.Session.lookupSession(ctx.sid).logout("session disabled")
+                            except Exception:
+                                log.exception("could not log out %s", cmd.comp_id)
+
+    def _new_session(self, comp_id: str) -> None:
+        rec = self.registry.sessions.get(comp_id)
+        if rec is None or comp_id in self._route:
+            return
+        try:
+            self._add_acceptor([rec], comp_id)
+            log.info("FIX session %s added", comp_id)
+        except Exception:
+            log.exception("could not add FIX session %s", comp_id)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Log every session out (a Logout, not a dropped line), close the gateways, then
+        stop and destroy the acceptors."""
+        for ctx in list(self.app.ctx.values()):
+            if ctx.logged_on:
+                try:
+                    fix.Session.lookupSession(ctx.sid).logout("venue shutting down")
+                except Exception:
+                    log.exception("logout of %s", ctx.comp_id)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and any(c.logged_on for c in self.app.ctx.values()):
+            time.sleep(0.02)
+        for gw in self.gateways.values():
+            gw.stop()
+        if self.md_sessions is not None:
+            self.md_sessions.stop()
+        self.trade_capture.stop()
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and any(c.logged_on for c in self.app.ctx.values()):
+            time.sleep(0.02)
+        for acc in self.acceptors:
+            try:
+                acc.stop()
+            except Exception:
+                log.exception("acceptor stop")
+        self.acceptors.clear()
+        self.app.outbox.stop()
+        if self._own_market_data and self.market_data is not None:
+            self.market_data.close()
+
+    def ports(self) -> dict[str, int]:
+        return {role: gw.port for role, gw in self.gateways.items()}
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "sessions": {c.comp_id: {"role": c.rec.role, "logged_on": c.logged_on, "throttled": c.refused}
+                         for c in self.app.ctx.values()},
+            "messages_in": self.app.messages_in,
+            "messages_out": self.app.outbox.sent,
+            "ports": self.ports(),
+            "drop_copies": self.drop_copy.copies,
+            "market_data": self.md_sessions.status() if self.md_sessions is not None else {},
+        }

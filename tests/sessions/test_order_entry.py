@@ -1,0 +1,330 @@
+"""FIX 4.4 order entry over real sockets: every message in, every report out, every
+reject path. The raw client (simplefix) is used where the test must control the bytes;
+the QuickFIX initiator where a real FIX engine should behave as an institution's would."""
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+
+import pytest
+
+from tests.sessions.fixclients import logged_on as _logged_on
+from tests.sessions.fixclients import QfClient, RawClient, now_fix, order
+from venue import commands as C
+
+_ids = itertools.count(1)
+
+
+def logged_on(port, comp_id, user, password, **kw):
+    _VENUE[0].wait_offline(comp_id)
+    return _logged_on(port, comp_id, user, password, **kw)
+
+
+_VENUE: list = [None]
+
+
+@pytest.fixture(autouse=True)
+def _remember_venue(venue):
+    _VENUE[0] = venue
+
+
+def cid(prefix: str = "c") -> str:
+    return f"{prefix}{next(_ids)}"
+
+
+@pytest.fixture
+def alpha(venue):
+    c = logged_on(venue.oe, "ALPHA-OE", "alpha", "alpha-demo")
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def beta(venue):
+    c = logged_on(venue.oe, "BETA-OE", "beta", "beta-demo")
+    yield c
+    c.close()
+
+
+def _cancel_all(venue):
+    venue.execute(C.MassCancel(accounts="ALPHA-1,BETA-1"))
+
+
+@pytest.fixture(autouse=True)
+def clean_book(venue):
+    _cancel_all(venue)
+    yield
+    _cancel_all(venue)
+
+
+def test_new_order_acknowledged_with_every_field(venue, alpha):
+    clid = cid()
+    alpha.send("D", order(clid, "BTC-USD", "1", "0.5", "40000.00"))
+    er = alpha.expect("8", X11=clid)
+    assert er[150] == "0" and er[39] == "0"
+    assert er[1] == "ALPHA-1" and er[55] == "BTC-USD" and er[54] == "1"
+    assert Decimal(er[38]) == Decimal("0.5") and Decimal(er[44]) == Decimal("40000")
+    assert er[14] == "0" and Decimal(er[151]) == Decimal("0.5") and er[6] == "0"
+    assert er[37].isdigit() and er[17] and er[60]
+    assert er[59] == "1" and er[40] == "2"
+
+
+def test_cross_reports_fills_fees_and_liquidity_to_both_sides(venue, alpha, beta):
+    buy, sell = cid("b"), cid("s")
+    alpha.send("D", order(buy, "ETH-USD", "1", "2", "3000.00"))
+    alpha.expect("8", X11=buy, X150="0")
+    beta.send("D", order(sell, "ETH-USD", "2", "0.5", "2999.00"))
+    beta.expect("8", X11=sell, X150="0")
+    taker = beta.expect("8", X11=sell, X150="F")
+    maker = alpha.expect("8", X11=buy, X150="F")
+    for er, liq in ((taker, "2"), (maker, "1")):
+        assert Decimal(er[31]) == Decimal("3000") and Decimal(er[32]) == Decimal("0.5")
+        assert er[13] == "3" and er[479] == "USD" and er[851] == liq
+        assert er[880] == taker[880]  # one trade, one TrdMatchID
+    assert taker[39] == "2" and Decimal(taker[14]) == Decimal("0.5") and taker[151] == "0"
+    assert maker[39] == "1" and Decimal(maker[151]) == Decimal("1.5")
+    # demo fees: maker 0.02%, taker 0.05% of 1500 USD
+    assert Decimal(maker[12]) == Decimal("0.3") and Decimal(taker[12]) == Decimal("0.75")
+    assert taker[17] != maker[17]
+    assert Decimal(taker[6]) == Decimal("3000")
+
+
+def test_market_order_sweeps_within_its_band_and_cancels_the_rest(venue, alpha, beta):
+    ask = cid()
+    beta.send("D", order(ask, "BTC-USD", "2", "0.1", "50000.00"))
+    beta.expect("8", X11=ask, X150="0")
+    mkt = cid("m")
+    alpha.send("D", order(mkt, "BTC-USD", "1", "0.3", ord_type="1", tif="3"))
+    alpha.expect("8", X11=mkt, X150="0")
+    fill = alpha.expect("8", X11=mkt, X150="F")
+    assert Decimal(fill[32]) == Decimal("0.1")
+    rest = alpha.expect("8", X11=mkt, X150="4")
+    assert rest[39] == "4" and Decimal(rest[14]) == Decimal("0.1") and rest[151] == "0"
+
+
+def test_market_order_on_an_empty_side_is_refused(venue, alpha):
+    clid = cid()
+    alpha.send("D", order(clid, "ETH-BTC", "1", "1", ord_type="1", tif="3"))
+    er = alpha.expect("8", X11=clid)
+    assert er[39] == "8" and er[25002] == "303" and "liquidity" in er[58]
+
+
+def test_ioc_fok_post_only_iceberg_and_stop(venue, alpha, beta):
+    ask = cid()
+    beta.send("D", order(ask, "BTC-USD", "2", "0.2", "51000.00"))
+    beta.expect("8", X11=ask, X150="0")
+    ioc = cid("ioc")
+    alpha.send("D", order(ioc, "BTC-USD", "1", "0.5", "51000.00", tif="3"))
+    assert Decimal(alpha.expect("8", X11=ioc, X150="F")[32]) == Decimal("0.2")
+    assert alpha.expect("8", X11=ioc, X150="4")[39] == "4"
+    fok = cid("fok")
+    alpha.send("D", order(fok, "BTC-USD", "1", "0.5", "52000.00", tif="4"))
+    alpha.expect("8", X11=fok, X150="0")
+    assert alpha.expect("8", X11=fok, X150="4")[14] == "0"
+    resting_ask = cid()
+    beta.send("D", order(resting_ask, "BTC-USD", "2", "0.1", "52000.00"))
+    beta.expect("8", X11=resting_ask, X150="0")
+    po = cid("po")
+    alpha.send("D", order(po, "BTC-USD", "1", "0.1", "52000.00", extra=[(18, "6")]))
+    er = alpha.expect("8", X11=po)
+    assert er[39] == "8" and er[25002] == "302"
+    ice = cid("ice")
+    alpha.send("D", order(ice, "BTC-USD", "1", "1", "45000.00", extra=[(111, "0.1")]))
+    er = alpha.expect("8", X11=ice, X150="0")
+    assert Decimal(er[111]) == Decimal("0.1")
+    stop = cid("stop")
+    alpha.send("D", order(stop, "BTC-USD", "1", "0.1", ord_type="3", extra=[(99, "60000.00")]))
+    er = alpha.expect("8", X11=stop, X150="0")
+    assert er[39] == "0" and Decimal(er[99]) == Decimal("60000")
+
+
+def test_stop_triggers_on_last_trade(venue, alpha, beta):
+    # asks at 53000 and 53100; a buy stop at 53000 triggers when the last trade reaches it
+    for px in ("53000.00", "53100.00"):
+        c = cid()
+        beta.send("D", order(c, "ETH-USD", "2", "0.1", px))
+        beta.expect("8", X11=c, X150="0")
+    stop = cid("st")
+    alpha.send("D", order(stop, "ETH-USD", "1", "0.1", "53100.00", ord_type="4", extra=[(99, "53000.00")]))
+    alpha.expect("8", X11=stop, X150="0")
+    lift = cid()
+    alpha.send("D", order(lift, "ETH-USD", "1", "0.1", "53000.00", tif="3"))
+    alpha.expect("8", X11=lift, X150="F")
+    assert alpha.expect("8", X11=stop, X150="L")[39] == "0"
+    fill = alpha.expect("8", X11=stop, X150="F")
+    assert Decimal(fill[31]) == Decimal("53100")
+
+
+def test_cancel_and_cancel_reject(venue, alpha):
+    clid = cid()
+    alpha.send("D", order(clid, "BTC-USD", "1", "0.1", "30000.00"))
+    oid = alpha.expect("8", X11=clid, X150="0")[37]
+    cx = cid("cx")
+    alpha.send("F", [(41, clid), (11, cx), (55, "BTC-USD"), (54, "1"), (60, now_fix())])
+    er = alpha.expect("8", X11=cx, X150="4")
+    assert er[41] == clid and er[39] == "4" and er[37] == oid
+    again = cid("cx")
+    alpha.send("F", [(41, clid), (11, again), (55, "BTC-USD"), (54, "1"), (60, now_fix())])
+    rej = alpha.expect("9", X11=again)
+    assert rej[434] == "1" and rej[39] == "4" and "already cancelled" in rej[58]
+    unknown = cid("cx")
+    alpha.send("F", [(41, "no-such-order"), (11, unknown), (55, "BTC-USD"), (54, "1"), (60, now_fix())])
+    rej = alpha.expect("9", X11=unknown)
+    assert rej[102] == "1" and rej[58] == "unknown order"
+
+
+def test_replace_quantity_price_and_its_refusals(venue, alpha, beta):
+    clid = cid()
+    alpha.send("D", order(clid, "BTC-USD", "1", "1", "30000.00"))
+    alpha.expect("8", X11=clid, X150="0")
+    r1 = cid("r")
+    alpha.send("G", [(41, clid), (11, r1), (55, "BTC-USD"), (54, "1"), (38, "0.6"), (40, "2"), (44, "30000.00"),
+                     (60, now_fix())])
+    er = alpha.expect("8", X11=r1, X150="5")
+    assert er[41] == clid and Decimal(er[38]) == Decimal("0.6") and Decimal(er[151]) == Decimal("0.6")
+    r2 = cid("r")
+    alpha.send("G", [(41, r1), (11, r2), (55, "BTC-USD"), (54, "1"), (38, "0.6"), (40, "2"), (44, "30001.00"),
+                     (60, now_fix())])
+    assert Decimal(alpha.expect("8", X11=r2, X150="5")[44]) == Decimal("30001")
+    # fill part of it, then try to amend below what is filled
+    sell = cid()
+    beta.send("D", order(sell, "BTC-USD", "2", "0.4", "30001.00"))
+    alpha.expect("8", X11=r2, X150="F")
+    r3 = cid("r")
+    alpha.send("G", [(41, r2), (11, r3), (55, "BTC-USD"), (54, "1"), (38, "0.3"), (40, "2"), (44, "30001.00"),
+                     (60, now_fix())])
+    rej = alpha.expect("9", X11=r3)
+    assert rej[434] == "2" and rej[39] == "1" and "filled" in rej[58]
+    r4 = cid("r")
+    alpha.send("G", [(41, r2), (11, r4), (55, "BTC-USD"), (54, "1"), (38, "0.6"), (40, "2"), (44, "30001.005"),
+                     (60, now_fix())])
+    rej = alpha.expect("9", X11=r4)
+    assert rej[25002] == "108" and "tick" in rej[58]
+
+
+def test_order_status_known_and_unknown(venue, alpha):
+    clid = cid()
+    alpha.send("D", order(clid, "ETH-USD", "2", "0.25", "9000.00"))
+    oid = alpha.expect("8", X11=clid, X150="0")[37]
+    alpha.send("H", [(11, clid), (55, "ETH-USD"), (54, "2"), (790, "q1")])
+    st = alpha.expect("8", X150="I", X11=clid)
+    assert st[39] == "0" and st[37] == oid and Decimal(st[151]) == Decimal("0.25") and st[790] == "q1"
+    alpha.send("H", [(11, "nope"), (55, "ETH-USD"), (54, "2")])
+    st = alpha.expect("8", X150="I", X11="nope")
+    assert st[39] == "8" and st[103] == "5"
+
+
+def test_mass_cancel_and_mass_status(venue, alpha):
+    ids = [cid() for _ in range(3)]
+    for i, c in enumerate(ids):
+        alpha.send("D", order(c, "BTC-USD" if i < 2 else "ETH-USD", "1", "0.1", "20000.00"))
+        alpha.expect("8", X11=c, X150="0")
+    alpha.send("AF", [(584, "ms1"), (585, "7")])
+    reports = [alpha.expect("8", X150="I", X584="ms1") for _ in range(3)]
+    assert {r[11] for r in reports} == set(ids) and all(r[911] == "3" for r in reports)
+    assert sum(1 for r in reports if r.get(912) == "Y") == 1
+    mc = cid("mc")
+    alpha.send("q", [(11, mc), (530, "1"), (55, "BTC-USD"), (60, now_fix())])
+    cancels = [alpha.expect("8", X150="4") for _ in range(2)]
+    assert {c[11] for c in cancels} == set(ids[:2])
+    rep = alpha.expect("r", X11=mc)
+    assert rep[531] == "1" and rep[533] == "2"
+    alpha.send("AF", [(584, "ms2"), (585, "7")])
+    st = alpha.expect("8", X150="I", X584="ms2")
+    assert st[11] == ids[2] and st[911] == "1" and st[912] == "Y"
+    alpha.send("q", [(11, cid("mc")), (530, "3"), (60, now_fix())])
+    assert alpha.expect("r")[531] == "0"
+
+
+@pytest.mark.parametrize("fields,code,ord_rej", [
+    (order("x", "DOGE-USD", "1", "1", "1.00"), None, "1"),
+    (order("x", "BTC-USD", "1", "0.000001", "50000.00"), "109", "13"),
+    (order("x", "BTC-USD", "1", "1", "50000.001"), "108", "99"),
+    (order("x", "BTC-USD", "1", "999999", "50000.00"), "111", "13"),
+    (order("x", "BTC-USD", "1", "500", "50000.00"), "113", "3"),   # 25M USD notional > max
+    (order("x", "BTC-USD", "1", "150", "50000.00"), "201", "3"),   # 7.5M USD > 1M balance
+    (order("x", "BTC-USD", "1", "1", "50000.00", extra=[(1, "BETA-1")]), "209", "15"),
+    (order("x", "BTC-USD", "1", "1", "50000.00", tif="6"), "115", "99"),
+    (order("x", "BTC-USD", "1", "1", "50000.00", extra=[(99, "1.00")]), "117", "99"),
+])
+def test_refused_orders_say_why(venue, alpha, fields, code, ord_rej):
+    clid = cid("bad")
+    fields = [(11, clid) if t == 11 else (t, v) for t, v in fields]
+    alpha.send("D", fields)
+    er = alpha.expect("8", X11=clid)
+    assert er[39] == "8" and er[150] == "8" and er[103] == ord_rej and er[58]
+    if code:
+        assert er[25002] == code
+
+
+def test_duplicate_clordid_and_halted_instrument(venue, alpha):
+    clid = cid()
+    alpha.send("D", order(clid, "BTC-USD", "1", "0.1", "10000.00"))
+    alpha.expect("8", X11=clid, X150="0")
+    alpha.send("D", order(clid, "BTC-USD", "1", "0.1", "10000.00"))
+    er = alpha.expect("8", X11=clid, X150="8")
+    assert er[103] == "6" and "duplicate" in er[58]
+    venue.execute(C.Halt("ETH-BTC", reason="test"))
+    try:
+        h = cid()
+        alpha.send("D", order(h, "ETH-BTC", "1", "1", "0.05000"))
+        er = alpha.expect("8", X11=h)
+        assert er[39] == "8" and er[103] == "2" and "halted" in er[58]
+    finally:
+        venue.execute(C.Resume("ETH-BTC"))
+    ok = cid()
+    alpha.send("D", order(ok, "ETH-BTC", "1", "1", "0.05000"))
+    assert alpha.expect("8", X11=ok)[150] == "0"
+
+
+def test_malformed_messages_get_a_session_reject(venue, alpha):
+    alpha.send("D", [(11, cid()), (55, "BTC-USD"), (38, "1"), (40, "2"), (44, "1.00"), (60, now_fix())])  # no Side
+    rej = alpha.expect("3")
+    assert rej[373] == "1" and rej[371] == "54"
+    alpha.send("D", order(cid(), "BTC-USD", "Z", "1", "1.00"))  # not a Side at all
+    rej = alpha.expect("3")
+    assert rej[373] == "5" and rej[371] == "54"
+    cross_short = cid()
+    alpha.send("D", order(cross_short, "BTC-USD", "9", "1", "1.00"))  # valid FIX, not a venue side
+    er = alpha.expect("8", X11=cross_short)
+    assert er[39] == "8" and er[25002] == "103" and "Side" in er[58]
+    alpha.send("D", order(cid(), "BTC-USD", "1", "lots", "1.00"))  # not a number
+    assert alpha.expect("3")[373] == "6"
+
+
+def test_unsupported_message_type_gets_business_reject(venue, alpha):
+    alpha.send("R", [(131, "qr1"), (146, 1), (55, "BTC-USD")])  # QuoteRequest: in FIX 4.4, not supported here
+    rej = alpha.expect("j")
+    assert rej[372] == "R" and rej[380] == "3"
+
+
+def test_session_sees_only_its_own_firms_accounts(venue, alpha, beta):
+    theirs = cid()
+    beta.send("D", order(theirs, "BTC-USD", "1", "0.1", "10000.00"))
+    oid = beta.expect("8", X11=theirs, X150="0")[37]
+    c = cid("cx")
+    alpha.send("F", [(41, theirs), (37, oid), (11, c), (55, "BTC-USD"), (54, "1"), (60, now_fix())])
+    assert alpha.expect("9", X11=c)[102] == "1"  # not ALPHA's: unknown
+    c2 = cid("cx")
+    alpha.send("F", [(41, theirs), (11, c2), (1, "BETA-1"), (55, "BTC-USD"), (54, "1"), (60, now_fix())])
+    assert alpha.expect("9", X11=c2)[25002] == "209"
+    alpha.send("H", [(11, theirs), (55, "BTC-USD"), (54, "1"), (1, "BETA-1")])
+    assert alpha.expect("8", X150="I")[39] == "8"
+
+
+def test_quickfix_initiator_trades_like_an_institution(venue, tmp_path):
+    qf = QfClient(venue.oe, "BETA-OE", "beta", "beta-demo", str(tmp_path / "qf"))
+    try:
+        assert qf.wait_logon()
+        clid = cid("qf")
+        qf.send("D", order(clid, "ETH-USD", "1", "1.5", "2500.00"))
+        er = qf.expect("8", X11=clid, X150="0")
+        qf.send("G", [(41, clid), (11, clid + "r"), (55, "ETH-USD"), (54, "1"), (38, "1"), (40, "2"),
+                      (44, "2500.00"), (60, now_fix())])
+        assert qf.expect("8", X11=clid + "r", X150="5")[37] == er[37]
+        qf.send("H", [(11, clid + "r"), (55, "ETH-USD"), (54, "1")])
+        assert Decimal(qf.expect("8", X150="I")[151]) == Decimal("1")
+        qf.send("F", [(41, clid + "r"), (11, clid + "c"), (55, "ETH-USD"), (54, "1"), (60, now_fix())])
+        assert qf.expect("8", X11=clid + "c", X150="4")[39] == "4"
+    finally:
+        qf.stop()
