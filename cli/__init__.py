@@ -1,0 +1,1 @@
+"""The ``venue`` command: run, demo, operator control, accounts, custody, reports."""
