@@ -5,6 +5,7 @@ from venue import access as A
 from venue import commands as C
 from venue.genesis import genesis_commands
 from venue.instruments import DEFAULT_ASSETS
+from venue.margin import INSURANCE_ACCOUNT, LENDING_ACCOUNT
 from venue.types import AccountKind, STP
 
 ASSETS = {a.code: a for a in DEFAULT_ASSETS}
@@ -20,6 +21,11 @@ DEMO_SESSIONS = (
     ("broker", "broker-demo", "BROKER", "BROKER-DC", "drop_copy", "", "ALPHA,BETA"),
     ("md", "md-demo", "DATA", "MD-CLIENT", "market_data", "", ""),
 )
+DEMO_MARGIN_ACCOUNT = ("ALPHA", "ALPHA-M", 10, (("USD", "10000"),))  # firm, account, leverage, collateral
+# The venue's lending pool (what margin accounts borrow) and insurance fund (what covers
+# a liquidation's shortfall) are funded like any account: by deposits, journaled.
+DEMO_LENDING_POOL = (("USD", "5000000"), ("BTC", "100"), ("ETH", "2000"))
+DEMO_INSURANCE_FUND = (("USD", "250000"),)
 DEMO_MSG_RATE = 1000  # messages per second per session before throttling
 
 
@@ -35,8 +41,9 @@ def demo_access_commands() -> list:
 
 
 def demo_commands() -> list:
-    """Genesis, firms ALPHA and BETA with funded accounts ALPHA-1 and BETA-1, and the
-    demo's users and FIX sessions."""
+    """Genesis, firms ALPHA and BETA with funded accounts ALPHA-1 and BETA-1, ALPHA's
+    10x margin account ALPHA-M with 10,000 USD of collateral, the venue's funded lending
+    pool and insurance fund, and the demo's users and FIX sessions."""
     cmds: list = list(genesis_commands())
     for firm, account in (("ALPHA", "ALPHA-1"), ("BETA", "BETA-1")):
         cmds.append(C.CreateFirm(firm, f"{firm.title()} Capital"))
@@ -44,12 +51,20 @@ def demo_commands() -> list:
                                     int(STP.CANCEL_NEWEST)))
         for asset, amount in DEMO_FUNDS:
             cmds.append(C.Deposit(f"demo-{account}-{asset}", account, asset, ASSETS[asset].to_atoms(amount)))
+    firm, account, leverage, collateral = DEMO_MARGIN_ACCOUNT
+    cmds.append(C.CreateAccount(account, firm, int(AccountKind.MARGIN), DEMO_MAKER_PPM, DEMO_TAKER_PPM,
+                                int(STP.CANCEL_NEWEST), leverage))
+    for venue_account, funds in ((account, collateral), (LENDING_ACCOUNT, DEMO_LENDING_POOL),
+                                 (INSURANCE_ACCOUNT, DEMO_INSURANCE_FUND)):
+        for asset, amount in funds:
+            cmds.append(C.Deposit(f"demo-{venue_account}-{asset}", venue_account, asset, ASSETS[asset].to_atoms(amount)))
     return cmds + demo_access_commands()
 
 
 CONNECT_HELP = """\
 FIX 4.4, TargetCompID VENUE, on {host}:
-  order entry  port {order_entry:<5}  SenderCompID ALPHA-OE   Username alpha   Password alpha-demo   (account ALPHA-1)
+  order entry  port {order_entry:<5}  SenderCompID ALPHA-OE   Username alpha   Password alpha-demo   (account ALPHA-1;
+                                                                        Account(1)=ALPHA-M: margin, 10x, 10,000 USD)
                            SenderCompID BETA-OE    Username beta    Password beta-demo    (account BETA-1)
   drop copy    port {drop_copy:<5}  SenderCompID BROKER-DC  Username broker  Password broker-demo  (firms ALPHA, BETA)
   market data  port {market_data:<5}  SenderCompID MD-CLIENT  Username md      Password md-demo

@@ -10,15 +10,16 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
 
 from tests.store.helpers import dump
-from tests.store.workload import setup_commands, trading_commands
+from tests.store.workload import margin_crash_commands, setup_commands, trading_commands
 from venue.core import Venue
 from venue.operator import OperatorCommand
 from venue.store import Store, StoreError
 from venue.store.catchup import open_venue_with_store
 from venue.store.models import (
-    EXTERNAL, AccountRow, AuditRow, Base, CredentialRow, EntitlementRow, FundingRow, InstrumentRow, OrderRow,
-    PostingRow, SessionRow, UserRow,
+    EXTERNAL, AccountRow, AuditRow, Base, CredentialRow, EntitlementRow, FundingRow, InstrumentRow, LiquidationRow,
+    OrderRow, PostingRow, SessionRow, UserRow,
 )
+from venue.margin import INSURANCE_ACCOUNT, LENDING_ACCOUNT
 from venue.types import WAITING_TRIGGER, NEW, PARTIALLY_FILLED
 
 
@@ -37,13 +38,15 @@ def run_live(data_dir, url, cmds, snapshot_every=200_000):
 
 
 def test_store_agrees_with_the_engine(tmp_path, db_urls):
-    cmds = setup_commands() + trading_commands(2500, seed=3)
+    cmds = setup_commands() + trading_commands(2500, seed=3) + margin_crash_commands()
     v, st = run_live(tmp_path / "v", db_urls[0], cmds)
     try:
         e = v.engine
         reg = e.extensions["access"]
         with st.db.connect() as c:
             postings = c.execute(select(PostingRow.seq, PostingRow.account, PostingRow.asset, PostingRow.amount)).all()
+            kinds = {r.kind for r in c.execute(select(PostingRow.kind))}
+            liquidations = c.execute(select(LiquidationRow).order_by(LiquidationRow.seq, LiquidationRow.n)).all()
             orders = c.execute(select(OrderRow)).all()
             fundings = {r.funding_id: r for r in c.execute(select(FundingRow))}
             accounts = {r.account: r for r in c.execute(select(AccountRow))}
@@ -64,6 +67,11 @@ def test_store_agrees_with_the_engine(tmp_path, db_urls):
         engine_totals = {(a, s): b.avail + b.held for a, s, b in e.ledger.iter_balances() if b.avail + b.held}
         assert {k: v_ for k, v_ in totals.items() if v_} == engine_totals
         assert any(amount > 2**63 for *_, amount in postings), "the workload must exercise amounts beyond 64 bits"
+        # the margin account borrowed and repaid, and was liquidated by the crash
+        assert {"borrow", "repay"} <= kinds
+        assert any(acct == LENDING_ACCOUNT for _, acct, *_ in postings)
+        assert [r.stage for r in liquidations if r.account == "ALPHA-M"][:1] == ["started"]
+        assert any(r.stage in ("restored", "closed", "bankrupt") for r in liquidations)
         # open orders and their state
         open_rows = {o.order_id: o for o in orders if o.status in (WAITING_TRIGGER, NEW, PARTIALLY_FILLED)}
         assert set(open_rows) == set(e.orders)
@@ -73,11 +81,11 @@ def test_store_agrees_with_the_engine(tmp_path, db_urls):
         # funding, accounts, instruments, access
         assert {k: (r.kind, r.account, r.asset, r.amount, r.state) for k, r in fundings.items()} == {
             k: ("deposit" if f[0] == "deposit" else "withdrawal", f[1], f[2], f[3], f[4]) for k, f in e.ledger.funding.items()}
+        assert set(accounts) == set(e.ledger.accounts) >= {"VENUE-FEES", LENDING_ACCOUNT, INSURANCE_ACCOUNT, "ALPHA-M"}
         for aid, a in e.ledger.accounts.items():
-            if aid == "VENUE-FEES":
-                continue
             r = accounts[aid]
-            assert (r.firm, r.enabled, r.maker_ppm, r.taker_ppm) == (a.firm.id, a.enabled, a.maker_ppm, a.taker_ppm)
+            assert (r.firm, r.enabled, r.maker_ppm, r.taker_ppm, r.kind, r.leverage) == (
+                a.firm.id, a.enabled, a.maker_ppm, a.taker_ppm, a.kind, a.leverage)
         for sym, m in e.markets.items():
             r = insts[sym]
             assert (r.halted, r.max_qty, r.min_qty, r.max_notional) == (m.halted, m.inst.max_qty, m.inst.min_qty,

@@ -9,6 +9,7 @@ import random
 from cli.demo import demo_commands
 from venue import access
 from venue import commands as C
+from venue.margin import SetLeverage
 from venue.operator import SetInstrumentLimits, operator_command
 from venue.types import BUY, GTC, IOC, LIMIT, SELL
 
@@ -69,6 +70,28 @@ def trading_commands(n: int, seed: int = 1) -> list:
             cmds.append(operator_command("ops", "", "halt", {"symbol": "NOPE"}, [C.Halt("NOPE")]))
         elif r < 0.94:
             cmds.append(C.SetFees(acct, rng.randint(0, 100), rng.randint(100, 500)))
+        elif r < 0.96:  # the demo's 10x margin account borrows USD to buy and BTC to sell
+            side = rng.choice((BUY, SELL))
+            cmds.append(C.NewOrder("ALPHA-M", f"m{i}", "BTC-USD", side, LIMIT, rng.randint(1_000, 20_000),
+                                   5_000_000 + rng.randint(-20, 20), tif=rng.choice((IOC, GTC))))
+        elif r < 0.961:
+            cmds.append(SetLeverage("ALPHA-M", rng.randint(5, 10)))
         else:
             cmds.append(C.Deposit(f"dep-e{i}", acct, "ETH", rng.randint(1, 10**21)))  # beyond 64 bits
     return cmds
+
+
+def margin_crash_commands() -> list:
+    """ALPHA-M goes about 8x long BTC at 50,000, then the market falls 10% on other
+    accounts' trades: ALPHA-M is liquidated into BETA's bid (loans, repayments and the
+    liquidation all reach the store)."""
+    return [
+        C.MassCancel("crash-clear", symbol="BTC-USD"),
+        SetLeverage("ALPHA-M", 10),
+        C.NewOrder("BETA-1", "crash-ask", "BTC-USD", SELL, LIMIT, 200_000, 5_000_000),
+        C.NewOrder("ALPHA-M", "crash-long", "BTC-USD", BUY, LIMIT, 160_000, 5_000_000, tif=IOC),
+        C.MassCancel("crash-clear-2", symbol="BTC-USD"),
+        C.NewOrder("BETA-1", "crash-bid", "BTC-USD", BUY, LIMIT, 500_000, 4_500_000),
+        C.NewOrder("BETA-1", "crash-offer", "BTC-USD", SELL, LIMIT, 1_000, 4_501_000),
+        C.NewOrder("ALPHA-1", "crash-print", "BTC-USD", SELL, LIMIT, 1_000, 4_500_000, tif=IOC),
+    ]

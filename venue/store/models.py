@@ -252,8 +252,8 @@ class PostingRow(Base):
     account: Mapped[str] = mapped_column(String(64), index=True)
     asset: Mapped[str] = mapped_column(String(32))
     amount: Mapped[int] = mapped_column(Atoms)
-    kind: Mapped[str] = mapped_column(String(16))  # trade | fee | deposit | withdraw
-    ref: Mapped[str] = mapped_column(String(128))  # trade id or funding id
+    kind: Mapped[str] = mapped_column(String(16))  # trade | fee | deposit | withdraw | borrow | repay | cover
+    ref: Mapped[str] = mapped_column(String(128))  # trade id, funding id, or the counterparty of a margin move
 
 
 class FundingRow(Base):
@@ -287,7 +287,26 @@ class AuditRow(Base):
     detail: Mapped[str] = mapped_column(Text)
 
 
+class LiquidationRow(Base):
+    """A margin account's liquidation moving on (venue.margin.Liquidation): started,
+    stalled, restored, closed or bankrupt, with its equity and maintenance requirement
+    in valuation-asset atoms at the mark, and what the insurance fund covered and the
+    lending pool wrote off."""
+
+    __tablename__ = "liquidations"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[int] = mapped_column(BigInteger, index=True)
+    account: Mapped[str] = mapped_column(String(64), index=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    equity: Mapped[int] = mapped_column(Atoms)
+    maintenance: Mapped[int] = mapped_column(Atoms)
+    covered: Mapped[int] = mapped_column(Atoms)
+    written_off: Mapped[int] = mapped_column(Atoms)
+    text: Mapped[str] = mapped_column(Text)
+
+
 EXTERNAL = "@external"
 TABLES = [m.__table__ for m in (StoreState, AssetRow, InstrumentRow, FirmRow, AccountRow, UserRow, CredentialRow,
                                 SessionRow, EntitlementRow, OrderRow, OrderRejectRow, ExecutionRow, TradeRow,
-                                PostingRow, FundingRow, AuditRow)]
+                                PostingRow, FundingRow, AuditRow, LiquidationRow)]

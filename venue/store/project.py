@@ -23,10 +23,17 @@ from venue.events import (
     AdminApplied, CancelRejected, CommandRejected, Execution, FundingPosted, InstrumentStatus,
     MassCancelReport, OrderRejected, Trade,
 )
-from venue.ledger import FEE_ACCOUNT
+from venue.ledger import FEE_ACCOUNT, FEE_FIRM
+from venue.margin import INSURANCE_ACCOUNT, LENDING_ACCOUNT, Liquidation, MarginTransfer, SetLeverage
 from venue.operator import OperatorCommand, SetInstrumentLimits, inner_commands
 from venue.store.models import EXTERNAL
-from venue.types import BUY, EXEC_NEW
+from venue.types import BUY, EXEC_NEW, STP, AccountKind
+
+# The venue's own accounts exist before the first command (the engine and its margin
+# extension open them); the store writes them with the first command so they have rows.
+SYSTEM_ACCOUNTS = (FEE_ACCOUNT, LENDING_ACCOUNT, INSURANCE_ACCOUNT)
+# a margin move: (sign of the amount into the account, kind of posting); write_off moves nothing
+_MARGIN_MOVES = {"borrow": 1, "repay": -1, "cover": 1}
 
 _LIMITS = ("min_qty", "max_qty", "min_notional", "max_notional", "market_band_ppm")
 
@@ -73,6 +80,7 @@ class Projector:
         for p in batch:
             if p.seq == 1:
                 ch.genesis_ts = p.ts
+                self._system_accounts(ch)
             self._one(ch, p)
         return ch
 
@@ -97,6 +105,13 @@ class Projector:
                 ch.upsert("instruments", ev.symbol, {"halted": ev.halted, "status_reason": ev.reason, "updated_seq": seq})
             elif t is AdminApplied:
                 self._admin(ch, seq, ev.cmd)
+            elif t is MarginTransfer:
+                n_post = self._margin_transfer(ch, ev, n_post)
+            elif t is Liquidation:
+                n_liq = sum(1 for r in ch.inserts.get("liquidations", ()) if r["seq"] == seq) + 1
+                ch.insert("liquidations", {"seq": seq, "n": n_liq, "ts": ts, "account": ev.account, "stage": ev.stage,
+                                           "equity": ev.equity, "maintenance": ev.maintenance,
+                                           "covered": ev.covered, "written_off": ev.written_off, "text": ev.text})
         if type(cmd) is OperatorCommand:
             self._audit(ch, seq, ts, cmd, events)
 
@@ -168,6 +183,28 @@ class Projector:
                                        "amount": amount, "kind": kind, "ref": fid})
         return n
 
+    @staticmethod
+    def _margin_transfer(ch: Changes, m: MarginTransfer, n: int) -> int:
+        """Borrow (pool -> account), repay (account -> pool), cover (insurance fund ->
+        account); a write-off moves no money (the pool's loss is already in its balance)."""
+        sign = _MARGIN_MOVES.get(m.kind)
+        if sign is None:
+            return n
+        for account, amount in ((m.account, sign * m.amount), (m.counterparty, -sign * m.amount)):
+            n += 1
+            ch.insert("postings", {"seq": m.seq, "n": n, "ts": m.ts, "account": account, "asset": m.asset,
+                                   "amount": amount, "kind": m.kind, "ref": m.counterparty})
+        return n
+
+    @staticmethod
+    def _system_accounts(ch: Changes) -> None:
+        ch.upsert("firms", FEE_FIRM, {"firm": FEE_FIRM, "name": "the venue", "created_seq": 1}, new=True)
+        for account in SYSTEM_ACCOUNTS:
+            ch.upsert("accounts", account, {
+                "account": account, "firm": FEE_FIRM, "kind": int(AccountKind.VENUE), "maker_ppm": 0, "taker_ppm": 0,
+                "stp": int(STP.CANCEL_NEWEST), "leverage": 1, "enabled": True, "created_seq": 1, "updated_seq": 1},
+                new=True)
+
     # -- administration ----------------------------------------------------------------
     def _admin(self, ch: Changes, seq: int, c: Any) -> None:
         t = type(c)
@@ -194,6 +231,8 @@ class Projector:
                 "created_seq": seq, "updated_seq": seq}, new=True)
         elif t is C.SetFees:
             ch.upsert("accounts", c.account, {"maker_ppm": c.maker_ppm, "taker_ppm": c.taker_ppm, "updated_seq": seq})
+        elif t is SetLeverage:
+            ch.upsert("accounts", c.account, {"leverage": c.leverage, "updated_seq": seq})
         elif t is C.SetAccountEnabled:
             ch.upsert("accounts", c.account, {"enabled": bool(c.enabled), "updated_seq": seq})
         elif t is access.CreateUser:
