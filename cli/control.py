@@ -57,6 +57,7 @@ from cli.operators import Credential, OperatorFile, load_client_credential
 from venue.errors import InvalidValue
 from venue.events import CancelRejected, CommandRejected, MassCancelReport
 from venue.operator import operator_command
+from venue.risk import KillSwitchReport
 from venue.sequencer import Processed, VenueUnavailable
 
 log = logging.getLogger("venue.control")
@@ -142,7 +143,7 @@ class ControlContext:
         for ev in p.events:
             if isinstance(ev, (CommandRejected, CancelRejected)):
                 raise ControlError(ev.text)
-            if isinstance(ev, MassCancelReport) and ev.code:
+            if isinstance(ev, (MassCancelReport, KillSwitchReport)) and ev.code:
                 raise ControlError(ev.text)
         return p.events
 

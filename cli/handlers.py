@@ -20,7 +20,9 @@ from venue import commands as C
 from venue.events import FundingPosted, MassCancelReport
 from venue.instruments import to_decimal
 from venue.ledger import FEE_ACCOUNT
+from venue.margin import SetLeverage
 from venue.operator import SetInstrumentLimits
+from venue.risk import LIMIT_FIELDS, KillSwitch, KillSwitchReport, SetRiskLimits
 from venue.types import AccountKind, CancelReason, OrderStatus, Side
 
 # -- argument helpers ------------------------------------------------------------------
@@ -147,18 +149,108 @@ def resume(ctx: ControlContext, args: dict) -> dict:
 
 def _limits_of(m: Any, e: Any) -> dict:
     i = m.inst
-    return {"symbol": i.symbol, "base": i.base, "quote": i.quote, "tick_size": str(i.tick_size),
-            "lot_size": str(i.lot_size), "min_qty": str(i.lots_to_qty(i.min_qty)),
-            "max_qty": str(i.lots_to_qty(i.max_qty)), "min_notional": _fmt_amount(e, i.quote, i.min_notional),
-            "max_notional": _fmt_amount(e, i.quote, i.max_notional),
-            "market_band_pct": str(to_decimal(i.market_band_ppm) / 10_000), "halted": m.halted}
+    row = {"symbol": i.symbol, "base": i.base, "quote": i.quote, "tick_size": str(i.tick_size),
+           "lot_size": str(i.lot_size), "min_qty": str(i.lots_to_qty(i.min_qty)),
+           "max_qty": str(i.lots_to_qty(i.max_qty)), "min_notional": _fmt_amount(e, i.quote, i.min_notional),
+           "max_notional": _fmt_amount(e, i.quote, i.max_notional),
+           "market_band_pct": _pct(i.market_band_ppm), "halted": m.halted}
+    own = _risk(e).sets.get(("instrument", i.symbol, ""), {})
+    for name in RISK_ONLY:
+        row[name if name != "price_band_ppm" else "price_band_pct"] = _risk_value(e, name, own[name], i.symbol) \
+            if name in own else ""
+    return row
 
 
-@register("limits.show", help="instrument limits")
+# the limits only pre-trade risk knows (the instrument's own bounds are SetInstrumentLimits)
+RISK_ONLY = ("price_band_ppm", "max_open_orders", "max_open_notional", "max_position")
+# CLI option -> (risk limit, unit): qty = base quantity, notional = quote amount, pct, count
+_RISK_OPTIONS = (("min_qty", "min_qty", "qty"), ("max_qty", "max_qty", "qty"),
+                 ("min_notional", "min_notional", "notional"), ("max_notional", "max_notional", "notional"),
+                 ("price_band_pct", "price_band_ppm", "pct"), ("max_open_orders", "max_open_orders", "count"),
+                 ("max_open_notional", "max_open_notional", "notional"), ("max_position", "max_position", "qty"))
+
+
+def _pct(ppm: int) -> str:
+    return format((to_decimal(ppm) / 10_000).normalize(), "f")
+
+
+def _risk(e: Any) -> Any:
+    r = e.extensions.get("risk")
+    if r is None:
+        raise ControlError("this venue has no pre-trade risk extension")
+    return r
+
+
+def _risk_value(e: Any, name: str, value: int, symbol: str) -> str:
+    """A risk limit in the operator's units (base quantity, quote amount, percent, count)."""
+    unit = next(u for _, n, u in _RISK_OPTIONS if n == name)
+    if unit == "pct":
+        return _pct(value)
+    if unit == "count" or not symbol:
+        return str(value)
+    inst = e.markets[symbol].inst
+    return format(inst.lots_to_qty(value).normalize(), "f") if unit == "qty" else _fmt_amount(e, inst.quote, value)
+
+
+def _risk_input(e: Any, key: str, unit: str, text: str, symbol: str) -> int:
+    """An operator's value in risk units; "0" removes the limit."""
+    if text == "0":
+        return 0
+    if unit == "pct":
+        ppm = to_decimal(text, key) * 10_000
+        if ppm != int(ppm) or not 0 < ppm < 1_000_000:
+            what = key.removesuffix("_pct").replace("_", " ")
+            raise ControlError(f"the {what} must be a percentage in (0, 100) with at most 4 decimals")
+        return int(ppm)
+    if unit == "count":
+        n = _int({key: text}, key, 0)
+        if n <= 0:
+            raise ControlError(f"{key} must be positive (0 removes it)")
+        return n
+    if not symbol:
+        raise ControlError(f"{key} is in an instrument's units: name a SYMBOL")
+    m = _market(e, symbol)
+    n = m.inst.qty_to_lots(text) if unit == "qty" else e.ledger.assets[m.inst.quote].to_atoms(text)
+    if n <= 0:
+        raise ControlError(f"{key} must be positive (0 removes it)")
+    return n
+
+
+def _limit_set_row(e: Any, d: dict) -> dict:
+    row = {"scope": d["scope"], "target": d["target"], "symbol": d["symbol"] or "*"}
+    for _, name, _ in _RISK_OPTIONS:
+        out = name if name != "price_band_ppm" else "price_band_pct"
+        row[out] = _risk_value(e, name, d[name], d["symbol"] or (d["target"] if d["scope"] == "instrument" else "")) \
+            if name in d else ""
+    return row
+
+
+@register("limits.show", help="instrument limits, a firm's or an account's limit sets, or what applies to an account")
 def limits_show(ctx: ControlContext, args: dict) -> list:
-    symbol = _opt(args, "symbol")
+    symbol, firm, account = _opt(args, "symbol"), _opt(args, "firm"), _opt(args, "account")
+    if firm and account:
+        raise ControlError("give --firm or --account, not both")
 
     def read(e: Any) -> list:
+        if symbol:
+            _market(e, symbol)
+        if account and symbol:  # what applies to this account on this symbol, where it was set, and its use
+            _account(e, account)
+            rows = []
+            for r in _risk(e).applied(account, symbol):
+                name = r["name"]
+                unit_name = name if name in {n for _, n, _ in _RISK_OPTIONS} else ""
+                value = _risk_value(e, name, r["value"], symbol) if unit_name else _pct(r["value"])
+                used = "" if r["used"] is None else (_risk_value(e, name, r["used"], symbol) if unit_name else "")
+                rows.append({"limit": name.replace("_ppm", "_pct"), "value": value, "used": used,
+                             "set_on": r["scope"] + " " + r["target"] + (f" {r['symbol']}" if r["scope"] != "instrument"
+                                                                         and r["symbol"] else "")})
+            return rows
+        if firm or account:
+            scope, target = ("firm", firm) if firm else ("account", account)
+            (_firm if firm else _account)(e, target)
+            return [_limit_set_row(e, d) for d in _risk(e).limit_sets()
+                    if d["scope"] == scope and d["target"] == target and (not symbol or d["symbol"] in ("", symbol))]
         if symbol:
             return [_limits_of(_market(e, symbol), e)]
         return [_limits_of(m, e) for _, m in sorted(e.markets.items())]
@@ -166,46 +258,69 @@ def limits_show(ctx: ControlContext, args: dict) -> list:
     return ctx.query(read)
 
 
-@register("limits.set", help="change instrument limits (quantities in base, notionals in quote)")
-def limits_set(ctx: ControlContext, args: dict) -> dict:
-    symbol = _req(args, "symbol")
+@register("limits.set", help="set limits of an instrument, a firm or an account (0 removes a risk limit)")
+def limits_set(ctx: ControlContext, args: dict) -> Any:
+    symbol, firm, account = _opt(args, "symbol"), _opt(args, "firm"), _opt(args, "account")
+    if firm and account:
+        raise ControlError("give --firm or --account, not both")
+    if not (symbol or firm or account):
+        raise ControlError("name a SYMBOL, a --firm or an --account")
+    if (firm or account) and _opt(args, "market_band_pct"):
+        raise ControlError("the market-order band is the instrument's: set it without --firm/--account")
 
-    def build(e: Any) -> SetInstrumentLimits:
-        m = _market(e, symbol)
-        i, quote = m.inst, e.ledger.assets[m.inst.quote]
-        vals: dict[str, int] = {}
-        for key, conv in (("min_qty", i.qty_to_lots), ("max_qty", i.qty_to_lots),
-                          ("min_notional", quote.to_atoms), ("max_notional", quote.to_atoms)):
-            if _opt(args, key):
-                vals[key] = conv(_opt(args, key))
-        if _opt(args, "market_band_pct"):
-            ppm = to_decimal(_opt(args, "market_band_pct"), "market band") * 10_000
-            if ppm != int(ppm) or not 0 < ppm < 1_000_000:
-                raise ControlError("the market band must be a percentage in (0, 100) with at most 4 decimals")
-            vals["market_band_ppm"] = int(ppm)
-        for key, val in vals.items():
-            if val <= 0:
-                raise ControlError(f"{key} must be positive")
-        if not vals:
+    def build(e: Any) -> list:
+        if firm:
+            _firm(e, firm)
+        if account:
+            _account(e, account)
+        cmds: list = []
+        if symbol and not (firm or account):  # the instrument: its hard bounds, then its risk limits
+            m = _market(e, symbol)
+            i, quote = m.inst, e.ledger.assets[m.inst.quote]
+            vals: dict[str, int] = {}
+            for key, conv in (("min_qty", i.qty_to_lots), ("max_qty", i.qty_to_lots),
+                              ("min_notional", quote.to_atoms), ("max_notional", quote.to_atoms)):
+                if _opt(args, key):
+                    vals[key] = conv(_opt(args, key))
+            if _opt(args, "market_band_pct"):
+                vals["market_band_ppm"] = _risk_input(e, "market_band_pct", "pct", _opt(args, "market_band_pct"), symbol)
+            for key, val in vals.items():
+                if val <= 0:
+                    raise ControlError(f"{key} must be positive")
+            merged = {k: vals.get(k, getattr(i, k)) for k in ("min_qty", "max_qty", "min_notional", "max_notional")}
+            if merged["min_qty"] > merged["max_qty"]:
+                raise ControlError("the minimum quantity is above the maximum")
+            if merged["min_notional"] > merged["max_notional"]:
+                raise ControlError("the minimum notional is above the maximum")
+            if vals:
+                cmds.append(SetInstrumentLimits(symbol, **vals))
+            risk = {n: _risk_input(e, k, u, _opt(args, k), symbol) for k, n, u in _RISK_OPTIONS
+                    if n in RISK_ONLY and _opt(args, k)}
+            if risk:
+                cmds.append(SetRiskLimits("instrument", symbol, "", **{n: risk.get(n, -1) for n in LIMIT_FIELDS}))
+        else:
+            scope, target = ("firm", firm) if firm else ("account", account)
+            risk = {n: _risk_input(e, k, u, _opt(args, k), symbol) for k, n, u in _RISK_OPTIONS if _opt(args, k)}
+            if risk:
+                cmds.append(SetRiskLimits(scope, target, symbol, **{n: risk.get(n, -1) for n in LIMIT_FIELDS}))
+        if not cmds:
             raise ControlError("give at least one limit to set")
-        merged = {k: vals.get(k, getattr(i, k)) for k in ("min_qty", "max_qty", "min_notional", "max_notional")}
-        if merged["min_qty"] > merged["max_qty"]:
-            raise ControlError("the minimum quantity is above the maximum")
-        if merged["min_notional"] > merged["max_notional"]:
-            raise ControlError("the minimum notional is above the maximum")
-        return SetInstrumentLimits(symbol, **vals)
+        return cmds
 
-    cmd = ctx.query(build)
-    _applied(ctx, "limits.set", args, cmd)
-    return ctx.query(lambda e: _limits_of(_market(e, symbol), e))
+    _applied(ctx, "limits.set", args, *ctx.query(build))
+    if firm or account:
+        return limits_show(ctx, {"firm": firm, "account": account, "symbol": symbol})
+    return limits_show(ctx, {"symbol": symbol})[0]
 
 
 # -- firms and accounts ----------------------------------------------------------------
 
 
-def _account_row(a: Any) -> dict:
-    return {"account": a.id, "firm": a.firm.id, "kind": AccountKind(a.kind).name.lower(), "enabled": a.enabled,
-            "maker_ppm": a.maker_ppm, "taker_ppm": a.taker_ppm, "open_orders": len(a.orders)}
+def _account_row(a: Any, e: Any = None) -> dict:
+    risk = e.extensions.get("risk") if e is not None else None
+    return {"account": a.id, "firm": a.firm.id, "kind": AccountKind(a.kind).name.lower(), "leverage": a.leverage,
+            "enabled": a.enabled, "maker_ppm": a.maker_ppm, "taker_ppm": a.taker_ppm, "open_orders": len(a.orders),
+            "kill_switch": risk.kill_state(a.id) if risk is not None else ""}
 
 
 @register("firms.list", help="firms and their accounts")
@@ -249,7 +364,7 @@ def accounts_list(ctx: ControlContext, args: dict) -> list:
 
     def read(e: Any) -> list:
         accts = _firm(e, firm).accounts if firm else e.ledger.accounts.values()
-        return [_account_row(a) for a in sorted(accts, key=lambda a: a.id)]
+        return [_account_row(a, e) for a in sorted(accts, key=lambda a: a.id)]
 
     return ctx.query(read)
 
@@ -269,14 +384,14 @@ def accounts_create(ctx: ControlContext, args: dict) -> dict:
     cmd = C.CreateAccount(account, firm, int(AccountKind[kind.upper()]), _int(args, "maker_ppm", 0),
                           _int(args, "taker_ppm", 0), leverage=_int(args, "leverage", 1))
     _applied(ctx, "accounts.create", args, cmd)
-    return ctx.query(lambda e: _account_row(_account(e, account)))
+    return ctx.query(lambda e: _account_row(_account(e, account), e))
 
 
 def _set_account_enabled(ctx: ControlContext, action: str, args: dict, enabled: bool) -> dict:
     account = _req(args, "account")
     ctx.query(lambda e: _account(e, account))
     _applied(ctx, action, args, C.SetAccountEnabled(account, enabled, ctx.reason or action))
-    return ctx.query(lambda e: _account_row(_account(e, account)))
+    return ctx.query(lambda e: _account_row(_account(e, account), e))
 
 
 @register("accounts.disable", help="disable an account (new orders refused; open orders stay)")
@@ -294,7 +409,16 @@ def accounts_fees(ctx: ControlContext, args: dict) -> dict:
     account = _req(args, "account")
     ctx.query(lambda e: _account(e, account))
     _applied(ctx, "accounts.fees", args, C.SetFees(account, _int(args, "maker_ppm", 0), _int(args, "taker_ppm", 0)))
-    return ctx.query(lambda e: _account_row(_account(e, account)))
+    return ctx.query(lambda e: _account_row(_account(e, account), e))
+
+
+@register("accounts.leverage", help="set a margin account's leverage (1..10)")
+def accounts_leverage(ctx: ControlContext, args: dict) -> dict:
+    account = _req(args, "account")
+    leverage = _int(args, "leverage", 0)
+    ctx.query(lambda e: _account(e, account))
+    _applied(ctx, "accounts.leverage", args, SetLeverage(account, leverage))
+    return ctx.query(lambda e: _account_row(_account(e, account), e))
 
 
 # -- cancels and the kill switch -------------------------------------------------------
@@ -323,34 +447,27 @@ def cancel(ctx: ControlContext, args: dict) -> dict:
     return {"account": account, "symbol": symbol, "cancelled": _cancelled(p)}
 
 
-@register("kill-switch", help="cancel every order of an account, firm or session and block it (lift=true undoes)")
+@register("kill-switch", help="cancel every order of an account, firm or session and refuse new ones (lift=true undoes)")
 def kill_switch(ctx: ControlContext, args: dict) -> dict:
     account, firm, session = _opt(args, "account"), _opt(args, "firm"), _opt(args, "session")
     lift = bool(args.get("lift"))
     if sum(map(bool, (account, firm, session))) != 1:
         raise ControlError("give exactly one of account, firm or session")
-    reason = ctx.reason or "kill switch"
-    clid = f"kill-{ctx.request_id[:12]}"
-    if session:
-        sess = ctx.query(lambda e: _access(e).sessions.get(session))
-        if sess is None:
-            raise ControlError(f"unknown session {session}")
-        cmds: list[Any] = [access.SetSessionEnabled(session, lift)]
-        if not lift:
-            cmds.append(C.MassCancel(clid, session=session, reason=int(CancelReason.KILL_SWITCH)))
-        p = _applied(ctx, "kill-switch", args, *cmds)
-        return {"session": session, "lifted": lift, "cancelled": _cancelled(p)}
-    if account:
-        accounts = ctx.query(lambda e: [_account(e, account).id])
-        scope = {"account": account}
-    else:
-        accounts = ctx.query(lambda e: [a.id for a in _firm(e, firm).accounts])
-        scope = {"firm": firm}
-    cmds = [C.SetAccountEnabled(a, lift, reason) for a in accounts]
-    if not lift:  # block first, so nothing new slips in between the cancels
-        cmds.append(C.MassCancel(clid, reason=int(CancelReason.KILL_SWITCH), **scope))
-    p = _applied(ctx, "kill-switch", args, *cmds)
-    return {**scope, "accounts": accounts, "lifted": lift, "cancelled": _cancelled(p)}
+    scope, target = ("account", account) if account else ("firm", firm) if firm else ("session", session)
+
+    def check(e: Any) -> list[str]:
+        if scope == "account":
+            return [_account(e, target).id]
+        if scope == "firm":
+            return [a.id for a in _firm(e, target).accounts]
+        if _access(e).sessions.get(target) is None:
+            raise ControlError(f"unknown session {target}")
+        return []
+
+    accounts = ctx.query(check)
+    p = _applied(ctx, "kill-switch", args, KillSwitch(scope, target, not lift, ctx.reason or "kill switch"))
+    rep = next(ev for ev in p.events if isinstance(ev, KillSwitchReport))
+    return {scope: target, "accounts": accounts, "lifted": lift, "cancelled": rep.cancelled, "text": rep.text}
 
 
 # -- funding ---------------------------------------------------------------------------
@@ -547,11 +664,13 @@ def _user_row(u: Any) -> dict:
     return {"user": u.user, "firm": u.firm, "name": u.name, "enabled": u.enabled}
 
 
-def _session_row(s: Any) -> dict:
+def _session_row(s: Any, e: Any = None) -> dict:
+    risk = e.extensions.get("risk") if e is not None else None
     return {"comp_id": s.comp_id, "role": s.role, "firm": s.firm, "user": s.user, "enabled": s.enabled,
             "default_account": s.default_account, "accounts": ",".join(s.accounts),
             "entitled_firms": ",".join(s.entitled_firms), "signed_logon": bool(s.ed25519_key),
-            "cancel_on_disconnect": s.cancel_on_disconnect, "msg_rate": s.msg_rate}
+            "cancel_on_disconnect": s.cancel_on_disconnect, "msg_rate": s.msg_rate,
+            "kill_switch": risk.killed["session"].get(s.comp_id, "") if risk is not None else ""}
 
 
 @register("users.list", help="FIX users")
@@ -616,7 +735,7 @@ def _session(e: Any, comp_id: str) -> Any:
 @register("sessions.list", help="FIX sessions and their entitlements")
 def sessions_list(ctx: ControlContext, args: dict) -> list:
     firm = _opt(args, "firm")
-    return ctx.query(lambda e: [_session_row(s) for _, s in sorted(_access(e).sessions.items())
+    return ctx.query(lambda e: [_session_row(s, e) for _, s in sorted(_access(e).sessions.items())
                                 if not firm or s.firm == firm])
 
 
@@ -639,14 +758,14 @@ def sessions_create(ctx: ControlContext, args: dict) -> dict:
                                cancel_on_disconnect=bool(args.get("cancel_on_disconnect")),
                                msg_rate=_int(args, "msg_rate", 500), ed25519_key=_opt(args, "ed25519_key"))
     _applied(ctx, "sessions.create", args, cmd)
-    return ctx.query(lambda e: _session_row(_session(e, comp_id)))
+    return ctx.query(lambda e: _session_row(_session(e, comp_id), e))
 
 
 def _set_session_enabled(ctx: ControlContext, args: dict, enabled: bool) -> dict:
     comp_id = _req(args, "comp_id")
     ctx.query(lambda e: _session(e, comp_id))
     _applied(ctx, "sessions.enable" if enabled else "sessions.disable", args, access.SetSessionEnabled(comp_id, enabled))
-    return ctx.query(lambda e: _session_row(_session(e, comp_id)))
+    return ctx.query(lambda e: _session_row(_session(e, comp_id), e))
 
 
 @register("sessions.disable", help="disable a FIX session (its logons are refused)")
@@ -664,4 +783,4 @@ def sessions_rotate_key(ctx: ControlContext, args: dict) -> dict:
     comp_id = _req(args, "comp_id")
     ctx.query(lambda e: _session(e, comp_id))
     _applied(ctx, "sessions.rotate-key", args, access.SetSessionKey(comp_id, _opt(args, "ed25519_key")))
-    return ctx.query(lambda e: _session_row(_session(e, comp_id)))
+    return ctx.query(lambda e: _session_row(_session(e, comp_id), e))

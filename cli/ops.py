@@ -217,16 +217,27 @@ def resume(symbol: str, reason: str, data_dir: str, as_json: bool) -> None:
 
 @click.group()
 def limits() -> None:
-    """Instrument limits (quantities, notionals, market-order band)."""
+    """Limits: an instrument's bounds and pre-trade risk limits per instrument, firm or account."""
 
 
-_simple(limits, "show", "limits.show", "Show the limits of every instrument (or SYMBOL).",
-        click.argument("symbol", required=False),
-        columns=["symbol", "min_qty", "max_qty", "min_notional", "max_notional", "market_band_pct", "halted"])
-_simple(limits, "set", "limits.set", "Change SYMBOL's limits (quantities in base units, notionals in quote).",
-        click.argument("symbol"),
+_LIMIT_HELP = """The narrowest scope that sets a limit applies: account+symbol, account, firm+symbol,
+firm, instrument. Quantities are in the base asset, notionals in the quote asset, bands in
+percent of the reference price (last trade, or mid); 0 removes a risk limit."""
+
+_simple(limits, "show", "limits.show",
+        "Show every instrument's limits (or SYMBOL's); with --firm/--account their limit sets; "
+        "with --account and SYMBOL the limits that apply to that account there, and their use.",
+        click.argument("symbol", required=False), click.option("--firm"), click.option("--account"))
+_simple(limits, "set", "limits.set",
+        "Set limits of SYMBOL (the instrument), or of a --firm or --account (for SYMBOL, or every instrument). "
+        + _LIMIT_HELP,
+        click.argument("symbol", required=False), click.option("--firm"), click.option("--account"),
         click.option("--min-qty"), click.option("--max-qty"), click.option("--min-notional"),
-        click.option("--max-notional"), click.option("--market-band-pct", help="Percent from the touch."),
+        click.option("--max-notional"),
+        click.option("--market-band-pct", help="Instrument only: market orders trade at most this far from the touch."),
+        click.option("--price-band-pct", help="Limit orders further than this from the reference are refused."),
+        click.option("--max-open-orders"), click.option("--max-open-notional", help="Gross open notional (credit)."),
+        click.option("--max-position", help="Net position in the base asset, long or short, open orders included."),
         mutates=True)
 
 
@@ -389,7 +400,11 @@ _simple(accounts, "create", "accounts.create", "Create ACCOUNT for FIRM.", click
         click.option("--firm", required=True), click.option("--kind", type=click.Choice(["cash", "margin"]), default="cash"),
         click.option("--maker-ppm", default="0", help="Maker fee, parts per million of notional (negative = rebate)."),
         click.option("--taker-ppm", default="0", help="Taker fee, parts per million of notional."),
+        click.option("--leverage", type=click.IntRange(1, 10), default=1, show_default=True,
+                     help="Margin accounts: the leverage (initial margin = 1/leverage)."),
         mutates=True)
+_simple(accounts, "leverage", "accounts.leverage", "Set margin ACCOUNT's leverage (1..10).", click.argument("account"),
+        click.argument("leverage", type=click.IntRange(1, 10)), mutates=True)
 _simple(accounts, "disable", "accounts.disable", "Disable ACCOUNT (new orders refused).", click.argument("account"),
         mutates=True)
 _simple(accounts, "enable", "accounts.enable", "Enable ACCOUNT.", click.argument("account"), mutates=True)

@@ -58,7 +58,9 @@ def test_kill_switch_account_cancels_blocks_and_lifts(venue):
     left = as_json(venue("orders", "--json"))
     assert [o["account"] for o in left] == ["BETA-1"]
     ev = order(venue, "ALPHA-1", "k9")
-    assert isinstance(ev, OrderRejected) and ev.code == Reject.ACCOUNT_DISABLED
+    assert isinstance(ev, OrderRejected) and ev.code == Reject.KILL_SWITCH and "runaway algo" in ev.text
+    acct = {a["account"]: a for a in as_json(venue("accounts", "list", "--json"))}["ALPHA-1"]
+    assert "runaway algo" in acct["kill_switch"] and acct["enabled"] is True  # blocked, not disabled
     hist = as_json(venue("orders", "--history", "--account", "ALPHA-1", "--json"))
     assert sum(1 for o in hist if o["status"] == "cancelled") == 3
     assert as_json(venue("kill-switch", "--account", "ALPHA-1", "--lift", "--json"))["lifted"] is True
@@ -79,7 +81,9 @@ def test_kill_switch_firm_and_session(venue):
     out = as_json(venue("kill-switch", "--session", "BETA-X", "--json"))
     assert out["cancelled"] == 1
     sess = {s["comp_id"]: s for s in as_json(venue("sessions", "list", "--json"))}
-    assert sess["BETA-X"]["enabled"] is False
+    assert sess["BETA-X"]["kill_switch"] == "kill switch"
+    refused = r.execute(C.NewOrder("BETA-1", "s2", "BTC-USD", SELL, LIMIT, 10, 6_000_000, session="BETA-X")).events
+    assert isinstance(refused[0], OrderRejected) and refused[0].code == Reject.KILL_SWITCH
     assert [o["cl_ord_id"] for o in as_json(venue("orders", "--json"))] == ["n1"]
     out = as_json(venue("kill-switch", "--firm", "BETA", "--json"))
     assert out["cancelled"] == 1 and out["accounts"] == ["BETA-1"]
@@ -236,3 +240,42 @@ def test_every_help():
     for path in walk(cli, []):
         res = CliRunner().invoke(cli, path + ["--help"])
         assert res.exit_code == 0 and "Usage:" in res.output, path
+
+
+def test_risk_limits_per_account_firm_and_instrument(venue):
+    # an account's own limit on one symbol: the narrowest scope applies, in the operator's units
+    out = as_json(venue("limits", "set", "BTC-USD", "--account", "ALPHA-1", "--max-qty", "0.001", "--json"))
+    assert {r["limit"]: (r["value"], r["set_on"]) for r in out}["max_qty"] == ("0.001", "account ALPHA-1 BTC-USD")
+    ev = order(venue, "ALPHA-1", "big", qty=101)  # 0.00101 BTC
+    assert isinstance(ev, OrderRejected) and ev.code == Reject.QTY_ABOVE_MAX and "0.001" in ev.text
+    assert isinstance(order(venue, "ALPHA-1", "ok", qty=100), Execution)
+    # a firm's count limit for every instrument
+    as_json(venue("limits", "set", "--firm", "BETA", "--max-open-orders", "1", "--reason", "new client", "--json"))
+    assert isinstance(order(venue, "BETA-1", "b1", side=SELL, px=6_000_000), Execution)
+    ev = order(venue, "BETA-1", "b2", side=SELL, px=6_000_000)
+    assert isinstance(ev, OrderRejected) and ev.code == Reject.MAX_OPEN_ORDERS
+    sets = as_json(venue("limits", "show", "--firm", "BETA", "--json"))
+    assert [(s["symbol"], s["max_open_orders"]) for s in sets] == [("*", "1")]
+    # the instrument's price band; 0 removes it
+    row = as_json(venue("limits", "set", "BTC-USD", "--price-band-pct", "5", "--json"))
+    assert row["price_band_pct"] == "5"
+    assert as_json(venue("limits", "set", "BTC-USD", "--price-band-pct", "0", "--json"))["price_band_pct"] == ""
+    as_json(venue("limits", "set", "--firm", "BETA", "--max-open-orders", "0", "--json"))
+    assert isinstance(order(venue, "BETA-1", "b3", side=SELL, px=6_000_000), Execution)
+    acts = [r["action"] for r in audit_rows(venue)]
+    assert acts.count("limits.set") == 5
+
+
+def test_limits_and_leverage_refusals_change_nothing(venue):
+    seq = venue.seq()
+    for args, message in ((["limits", "set", "--firm", "ALPHA", "--max-qty", "1"], "name a SYMBOL"),
+                          (["limits", "set", "BTC-USD", "--firm", "ALPHA", "--account", "ALPHA-1", "--max-qty", "1"],
+                           "not both"),
+                          (["limits", "set", "BTC-USD", "--account", "ALPHA-1", "--market-band-pct", "1"], "instrument's"),
+                          (["limits", "set", "--firm", "NOFIRM", "--max-open-orders", "1"], "unknown firm NOFIRM"),
+                          (["accounts", "leverage", "ALPHA-1", "5"], "not a margin account")):
+        res = venue(*args)
+        assert res.exit_code != 0 and message in res.stderr and "\n" not in res.stderr.strip(), (args, res.output)
+    assert venue.seq() == seq + 1  # only the refused leverage change reached the journal (audited as rejected)
+    out = as_json(venue("accounts", "leverage", "ALPHA-M", "5", "--json"))
+    assert (out["kind"], out["leverage"]) == ("margin", 5)

@@ -25,6 +25,7 @@ from venue.events import (
 )
 from venue.ledger import FEE_ACCOUNT, FEE_FIRM
 from venue.margin import INSURANCE_ACCOUNT, LENDING_ACCOUNT, Liquidation, MarginTransfer, SetLeverage
+from venue.risk import KillSwitchReport
 from venue.operator import OperatorCommand, SetInstrumentLimits, inner_commands
 from venue.store.models import EXTERNAL
 from venue.types import BUY, EXEC_NEW, STP, AccountKind
@@ -283,8 +284,8 @@ class Projector:
     @staticmethod
     def _audit(ch: Changes, seq: int, ts: int, c: OperatorCommand, events: list[Any]) -> None:
         refusals = [ev.text for ev in events if isinstance(ev, (CommandRejected, CancelRejected))
-                    or (isinstance(ev, MassCancelReport) and ev.code)]
-        cancelled = sum(ev.cancelled for ev in events if isinstance(ev, MassCancelReport))
+                    or (isinstance(ev, (MassCancelReport, KillSwitchReport)) and ev.code)]
+        cancelled = sum(ev.cancelled for ev in events if isinstance(ev, (MassCancelReport, KillSwitchReport)))
         if refusals:
             outcome, detail = "rejected", "; ".join(refusals)
         elif not c.commands:
