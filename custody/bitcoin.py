@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import secrets
+import urllib.error
 import urllib.request
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -226,8 +227,22 @@ class BitcoinWallet:
                 self.store.run("UPDATE utxos SET state='void' WHERE txid=? AND state='pending'", (txid,))
 
 
+RPC_NOT_FOUND = -5  # bitcoind: "No such mempool or blockchain transaction"
+RPC_OUT_OF_RANGE = -8  # bitcoind: "Block height out of range"
+
+
+class RpcError(ChainError):
+    """bitcoind answered with an error object (``code`` is its RPC error code)."""
+
+    def __init__(self, method: str, error: Any) -> None:
+        super().__init__(f"bitcoind {method}: {error}")
+        self.code = int(error.get("code", 0)) if isinstance(error, dict) else 0
+
+
 class BitcoindRpc:
-    """The real-mode node: bitcoind's JSON-RPC (``http://user:pass@host:port``)."""
+    """The real-mode node: bitcoind's JSON-RPC (``http://user:pass@host:port``).
+    A failed call raises :class:`ChainError`; only bitcoind's own "not found" answers
+    become None, so a node that does not answer is never read as "no such thing"."""
 
     def __init__(self, url: str) -> None:
         self._url = url
@@ -246,11 +261,18 @@ class BitcoindRpc:
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 doc = json.loads(resp.read(), parse_float=Decimal)
+        except urllib.error.HTTPError as e:  # bitcoind answers RPC errors with HTTP 404/500 and a JSON body
+            try:
+                doc = json.loads(e.read(), parse_float=Decimal)
+            except Exception:
+                raise ChainError(f"bitcoind {method} failed: {e}") from e
         except Exception as e:
             raise ChainError(f"bitcoind {method} failed: {e}") from e
+        if not isinstance(doc, dict):
+            raise ChainError(f"bitcoind {method}: unexpected answer {doc!r:.200}")
         if doc.get("error"):
-            raise ChainError(f"bitcoind {method}: {doc['error']}")
-        return doc["result"]
+            raise RpcError(method, doc["error"])
+        return doc.get("result")
 
     def head(self) -> int:
         return int(self.call("getblockcount"))
@@ -258,8 +280,10 @@ class BitcoindRpc:
     def block_hash(self, height: int) -> str | None:
         try:
             return str(self.call("getblockhash", height))
-        except ChainError:
-            return None
+        except RpcError as e:
+            if e.code == RPC_OUT_OF_RANGE:
+                return None
+            raise
 
     def block_txs(self, height: int) -> tuple[str, list[str]]:
         h = self.call("getblockhash", height)
@@ -270,8 +294,12 @@ class BitcoindRpc:
         return str(self.call("sendrawtransaction", raw_hex))
 
     def confirmations(self, txid: str) -> tuple[int, str] | None:
+        """(confirmations, block hash) of ``txid`` (0 while in the mempool), or None if
+        bitcoind positively knows no such transaction."""
         try:
             t = self.call("getrawtransaction", txid, True)
-        except ChainError:
-            return None
+        except RpcError as e:
+            if e.code == RPC_NOT_FOUND:
+                return None
+            raise
         return int(t.get("confirmations", 0)), str(t.get("blockhash", ""))

@@ -18,13 +18,15 @@ process (say so to demo users; a real node keeps its history).
 from __future__ import annotations
 
 import threading
-from typing import Any, NamedTuple
+from contextlib import contextmanager
+from typing import Any, Iterator, NamedTuple
 
 from eth_abi import encode as abi_encode
 from eth_account.typed_transactions import TypedTransaction
 from eth_utils import is_address, keccak, to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
+from web3.exceptions import BlockNotFound, TransactionNotFound
 from web3.providers.eth_tester import EthereumTesterProvider
 
 from custody import stablecoin
@@ -87,23 +89,39 @@ class EthereumChain:
         except Exception as e:
             raise ChainError(f"cannot reach the Ethereum node at {url}: {e}") from e
 
+    @contextmanager
+    def _rpc(self, what: str) -> Iterator[None]:
+        """Hold the lock; turn whatever the node or the transport raised into a
+        :class:`ChainError`. A failed call is never an answer: callers that can tell "not
+        found" from "failed" catch the node's not-found exception inside this block."""
+        with self.lock:
+            try:
+                yield
+            except ChainError:
+                raise
+            except Exception as e:
+                raise ChainError(f"{self.name}: {what} failed: {type(e).__name__}: {e}") from e
+
     # -- reads -----------------------------------------------------------------------
     def head(self) -> int:
-        with self.lock:
+        with self._rpc("eth_blockNumber"):
             return int(self.w3.eth.block_number)
 
     def block_hash(self, height: int) -> str | None:
-        with self.lock:
+        """The hash of the block at ``height``; None only if the node says there is none."""
+        with self._rpc(f"eth_getBlockByNumber({height})"):
             try:
                 return _hex(self.w3.eth.get_block(height)["hash"])
-            except Exception:
+            except BlockNotFound:
                 return None
 
     def receipt(self, txid: str) -> Receipt | None:
-        with self.lock:
+        """The receipt of a mined transaction; None only if the node says it has none
+        (pending or unknown). A node that fails to answer raises :class:`ChainError`."""
+        with self._rpc(f"eth_getTransactionReceipt({txid})"):
             try:
                 r = self.w3.eth.get_transaction_receipt(txid)
-            except Exception:
+            except TransactionNotFound:
                 return None
             if r is None or r.get("blockNumber") is None:
                 return None
@@ -111,29 +129,33 @@ class EthereumChain:
                            int(r["gasUsed"]) * int(r["effectiveGasPrice"]))
 
     def known(self, txid: str) -> bool:
-        """Whether the node knows the transaction (pending or mined)."""
-        with self.lock:
+        """Whether the node knows the transaction (pending or mined); False only on the
+        node's positive "not found"."""
+        with self._rpc(f"eth_getTransactionByHash({txid})"):
             try:
                 return self.w3.eth.get_transaction(txid) is not None
-            except Exception:
+            except TransactionNotFound:
                 return False
 
     def balance(self, address: str, asset: ChainAsset, height: int | None = None) -> int:
         block = "latest" if height is None else height
-        with self.lock:
+        with self._rpc(f"balance of {address} in {asset.symbol}"):
             if asset.native:
                 return int(self.w3.eth.get_balance(address, block_identifier=block))
             data = b"\x70\xa0\x82\x31" + abi_encode(["address"], [address])  # balanceOf(address)
             out = self.w3.eth.call({"to": asset.token, "data": _hex(data)}, block_identifier=block)
             return int.from_bytes(bytes(out), "big") if out else 0
 
-    def nonce(self, address: str, pending: bool = True) -> int:
-        with self.lock:
-            return int(self.w3.eth.get_transaction_count(address, "pending" if pending else "latest"))
+    def nonce(self, address: str, pending: bool = True, height: int | None = None) -> int:
+        """Transactions from ``address`` counted in the pending state, the latest block,
+        or (``height``) the block at that height."""
+        block: Any = height if height is not None else ("pending" if pending else "latest")
+        with self._rpc(f"eth_getTransactionCount({address}, {block})"):
+            return int(self.w3.eth.get_transaction_count(address, block))
 
     def fee_params(self) -> tuple[int, int]:
         """(max fee per gas, priority tip): twice the base fee plus the tip, as wallets do."""
-        with self.lock:
+        with self._rpc("eth_getBlockByNumber(latest)"):
             base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0))
         return 2 * base + self.tip, self.tip
 
@@ -147,7 +169,7 @@ class EthereumChain:
         if first > last:
             return out
         by_token = {a.token.lower(): a for a in tokens.values()}
-        with self.lock:
+        with self._rpc(f"scan of blocks {first}..{last}"):
             for h in range(first, last + 1):
                 blk = self.w3.eth.get_block(h, full_transactions=True)
                 bhash = _hex(blk["hash"])
@@ -217,7 +239,7 @@ class EthereumChain:
             try:
                 got = _hex(self.w3.eth.send_raw_transaction(raw))
             except Exception as e:
-                if self.known(txid):
+                if self.known(txid):  # raises ChainError itself if the node cannot say
                     return txid
                 raise ChainError(f"the node refused the transaction {txid}: {e}") from e
         if got != txid:

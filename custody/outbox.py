@@ -9,7 +9,11 @@ One path for withdrawals, sweeps, gas top-ups and hot-to-cold transfers:
 3. broadcast (``broadcast``); a failure leaves it ``signed`` and it is re-sent with the
    very same bytes on the next pass, so a restart never signs a second payment;
 4. track it: once ``confirmations`` deep it is ``confirmed`` (or ``reverted``); a
-   transaction whose nonce another one took is ``dropped``;
+   transaction the node positively does not know, whose nonce another transaction took
+   at least ``confirmations`` deep, on :data:`DROP_PASSES` passes in a row, is
+   ``dropped``. A node that fails to answer skips that transaction for the pass: a
+   failed lookup is never taken for "not found" (that would release the hold of a
+   payment that was made, and pay it twice);
 5. post the fee: release the hold and ``Withdraw`` the fee actually paid from the gas
    account (funding id ``gas:<txid>``), then tell the caller (``on_final``).
 
@@ -32,6 +36,7 @@ from venue.clock import Clock
 log = logging.getLogger("custody.outbox")
 
 FINAL = ("confirmed", "reverted", "dropped")
+DROP_PASSES = 3  # passes in a row a transaction must be "gone" before it is declared dropped
 
 
 class Sent(NamedTuple):
@@ -54,6 +59,8 @@ class Outbox:
         self.confirmations = confirmations
         self.handlers: dict[str, OnFinal] = {}
         self.broadcast_paused = False
+        self._gone: dict[str, int] = {}  # txid -> passes in a row the rail said "gone" (a restart starts again)
+        self.last_error = ""
 
     # -- step 1-2: hold, sign, persist ---------------------------------------------------
     def send(self, kind: str, ref: str, asset: ChainAsset, label: str, sender: str, to: str, amount: int | None,
@@ -122,7 +129,14 @@ class Outbox:
             rail = self.rails.get(row["chain"])
             if rail is None:
                 continue
-            st = rail.status(row["txid"], row["from_addr"], row["nonce"])
+            try:
+                st = rail.status(row["txid"], row["from_addr"], row["nonce"])
+            except ChainError as e:  # the node did not answer: nothing is concluded this pass
+                self.last_error = str(e)
+                log.warning("status of %s unknown this pass: %s", row["txid"], e)
+                continue
+            if st.state != "gone":
+                self._gone.pop(row["txid"], None)
             if st.state == "pending":
                 self._send(rail, row)
                 continue
@@ -133,6 +147,10 @@ class Outbox:
                     continue
                 self._finish(row, "confirmed" if st.ok else "reverted", st.fee, st.height, st.block_hash)
             else:
+                n = self._gone[row["txid"]] = self._gone.get(row["txid"], 0) + 1
+                if n < DROP_PASSES:
+                    continue
+                del self._gone[row["txid"]]
                 self._finish(row, "dropped", 0, 0, "")
             settled += 1
         for row in self.store.all("SELECT * FROM chain_txs WHERE state IN ('confirmed', 'reverted', 'dropped') AND fee_posted=0"):

@@ -30,7 +30,7 @@ class Signed(NamedTuple):
 
 
 class TxStatus(NamedTuple):
-    state: str  # pending | mined | dropped
+    state: str  # pending | mined | gone (see EthereumRail.status)
     confirmations: int = 0
     ok: bool = False
     fee: int = 0  # chain units of the fee asset actually paid
@@ -53,11 +53,13 @@ class Rail(Protocol):
 class EthereumRail:
     chain = "ethereum"
 
-    def __init__(self, eth: EthereumChain, worker: SignerWorker, store: Store, fee_asset: ChainAsset) -> None:
+    def __init__(self, eth: EthereumChain, worker: SignerWorker, store: Store, fee_asset: ChainAsset,
+                 confirmations: int = 1) -> None:
         self.eth = eth
         self.worker = worker
         self.store = store
         self.fee_asset = fee_asset
+        self.confirmations = max(1, confirmations)
 
     def next_nonce(self, sender: str) -> int:
         """The chain's pending nonce, or past every transaction custody signed and has not
@@ -107,11 +109,22 @@ class EthereumRail:
         self.eth.send_raw(bytes.fromhex(raw.removeprefix("0x")))
 
     def status(self, txid: str, sender: str, nonce: int | None) -> TxStatus:
+        """``mined`` (with its depth), ``pending`` (the node has it, or it may still be
+        sent), or ``gone``: the node positively says it knows no such transaction *and*
+        the sender's nonce was consumed by a block at least ``confirmations`` deep, so
+        another transaction took the nonce and this one can never be mined. A node that
+        fails to answer any of these questions raises :class:`ChainError`: a lookup that
+        failed is never read as "not found"."""
         r = self.eth.receipt(txid)
         if r is not None:
             return TxStatus("mined", self.eth.head() - r.height + 1, r.ok, r.fee, r.height, r.block_hash)
-        if nonce is not None and not self.eth.known(txid) and self.eth.nonce(sender, pending=False) > nonce:
-            return TxStatus("dropped")  # another transaction took its nonce: it can never be mined
+        if nonce is None or self.eth.known(txid):
+            return TxStatus("pending")
+        deep = self.eth.head() - self.confirmations + 1
+        if deep >= 0 and self.eth.nonce(sender, height=deep) > nonce:
+            if self.eth.receipt(txid) is None and not self.eth.known(txid):  # mined in the meantime?
+                return TxStatus("gone")
+            return TxStatus("pending")
         return TxStatus("pending")
 
     def balance(self, address: str, asset: ChainAsset) -> int:
@@ -151,7 +164,7 @@ class BitcoinRail:
     def status(self, txid: str, sender: str, nonce: int | None) -> TxStatus:
         if self.rpc is None:
             return TxStatus("pending")
-        got = self.rpc.confirmations(txid)
+        got = self.rpc.confirmations(txid)  # None: bitcoind positively knows no such transaction
         if got is None or got[0] <= 0:
             return TxStatus("pending")
         confs, bhash = got

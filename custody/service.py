@@ -97,7 +97,7 @@ class CustodyService:
         eth_assets = {s: a for s, a in self.assets.items() if a.chain == ETHEREUM}
         if "ETH" in self.assets:
             self.hot[ETHEREUM] = (ETH_HOT, self.addresses.own_key(ETH_HOT, ETHEREUM, "hot"))
-            rails[ETHEREUM] = EthereumRail(self.eth, self.worker, self.store, self.assets["ETH"])
+            rails[ETHEREUM] = EthereumRail(self.eth, self.worker, self.store, self.assets["ETH"], cfg.confirmations)
         self.rpc = btc.BitcoindRpc(cfg.bitcoind_url) if cfg.bitcoind_url else None
         self.wallet: btc.BitcoinWallet | None = None
         if "BTC" in self.assets:
@@ -207,7 +207,9 @@ class CustodyService:
 
     # ================================================================== the pass
     def tick(self) -> dict[str, Any]:
-        """Watch, decide, sign, broadcast, settle, sweep, rebalance: one pass."""
+        """Watch, decide, sign, broadcast, settle, sweep, rebalance: one pass. A node that
+        fails to answer makes this pass skip what depended on it (said in the report and
+        in ``status()['last_error']``); the next pass tries again."""
         with self._lock:
             report: dict[str, Any] = {}
             for w in self.watchers:
@@ -215,15 +217,20 @@ class CustodyService:
                     report[w.chain] = w.poll()._asdict()
                 except ChainError as e:
                     report[w.chain] = {"error": str(e)}
+                    self.last_error = str(e)
             self.withdrawals.advance()
             report["settled"] = self.outbox.pump()
-            if self.config.auto_sweep:
+            if self.outbox.last_error:
+                self.last_error, self.outbox.last_error = self.outbox.last_error, ""
+            for step, run, enabled in (("sweeps", self.treasury.sweep, self.config.auto_sweep),
+                                       ("cold", self.treasury.rebalance, self.config.auto_rebalance)):
+                if not enabled:
+                    continue
                 try:
-                    report["sweeps"] = self.treasury.sweep()
+                    report[step] = run()
                 except ChainError as e:
-                    report["sweeps"] = {"error": str(e)}
-            if self.config.auto_rebalance:
-                report["cold"] = self.treasury.rebalance()
+                    report[step] = {"error": str(e)}
+                    self.last_error = str(e)
             return report
 
     # ================================================================== deposits
