@@ -186,6 +186,11 @@ class Outbox:
         self._post_fee(self.store.one("SELECT * FROM chain_txs WHERE txid=?", (row["txid"],)))
 
     def _post_fee(self, row: Any) -> None:
+        """Release the fee hold, withdraw the fee paid, tell the owner (``on_final``) and
+        mark the row done. The ledger postings are idempotent (funding ids), and the
+        owner's step and ``fee_posted=1`` commit together: a crash anywhere in here
+        leaves ``fee_posted=0`` and the whole step runs again on the next pass, so a
+        final transaction can never leave its withdrawal (and its hold) behind."""
         rail = self.rails[row["chain"]]
         fee_asset = rail.fee_asset
         rel = self.ledger.post(C.ReleaseWithdrawal(row["gas_hold_id"], f"fee of {row['txid']} settled"))
@@ -197,10 +202,11 @@ class Outbox:
                                             fee_asset.to_ledger(fee)))
             if not w.ok:
                 raise CustodyError(f"cannot post the network fee of {row['txid']}: {w.text}")
-        self.store.run("UPDATE chain_txs SET fee_posted=1 WHERE txid=?", (row["txid"],))
-        handler = self.handlers.get(row["kind"])
-        if handler is not None:
-            handler(row, row["state"] == "confirmed")
+        with self.store.tx():
+            handler = self.handlers.get(row["kind"])
+            if handler is not None:
+                handler(row, row["state"] == "confirmed")
+            self.store.run("UPDATE chain_txs SET fee_posted=1 WHERE txid=?", (row["txid"],))
 
     # -- recovery ----------------------------------------------------------------------
     def release_orphan_holds(self) -> list[str]:

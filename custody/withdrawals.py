@@ -230,6 +230,15 @@ class Withdrawals:
         for w in self.store.all("SELECT w.id FROM withdrawals w JOIN chain_txs t ON t.txid=w.txid "
                                 "WHERE w.state='signed' AND t.state='broadcast'"):
             self._set(w["id"], "broadcast", "", actor="custody", action="withdrawal_broadcast")
+        # A transaction final and settled on the outbox's side while its withdrawal is not
+        # (left so by an earlier version that committed fee_posted=1 before telling us):
+        # finish the withdrawal from the transaction's outcome.
+        for t in self.store.all("SELECT t.* FROM withdrawals w JOIN chain_txs t ON t.txid=w.txid "
+                                "WHERE w.state IN ('signed', 'broadcast') AND t.kind='withdrawal' "
+                                "AND t.state IN ('confirmed', 'reverted', 'dropped') AND t.fee_posted=1"):
+            self.store.audit(self.clock.now_ns(), "custody", "withdrawal_reconciled", t["ref"], txid=t["txid"],
+                             tx_state=t["state"])
+            self._on_tx_final(t, t["state"] == "confirmed")
 
     def _resume_requested(self, wid: str) -> None:
         """A restart after the row was written: find out whether the hold was posted."""
@@ -275,8 +284,14 @@ class Withdrawals:
             self.store.audit(now, "custody", "withdrawal_waiting", w["id"], code=code, reason=reason)
 
     def _on_tx_final(self, tx: Any, ok: bool) -> None:
+        """The withdrawal's transaction is final: complete or fail it (idempotent)."""
         wid = tx["ref"]
-        if ok:
+        cur = self.store.one("SELECT state FROM withdrawals WHERE id=?", (wid,))
+        if cur is None:
+            return
+        if cur["state"] in ("completed", "failed"):
+            pass
+        elif ok:
             self._set(wid, "completed", "", actor="chain", action="withdrawal_confirmed", txid=tx["txid"])
         else:
             self._set(wid, "failed", f"transaction {tx['txid']} {tx['state']}", actor="chain", action="withdrawal_failed",

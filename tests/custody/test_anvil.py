@@ -88,3 +88,41 @@ def test_a_killed_process_after_signing_neither_pays_twice_nor_loses_the_hold(tm
         assert world.onchain("ETH") == world.external("ETH")
     finally:
         world.close()
+
+
+@pytest.mark.parametrize("left_by", ["this_version", "earlier_version"])
+def test_a_process_killed_while_settling_a_confirmed_withdrawal_completes_it_on_restart(tmp_path, anvil: Anvil,
+                                                                                     left_by: str) -> None:
+    world, token = _world(tmp_path, anvil)
+    world.fund_gas("3")
+    world.deposit("ALPHA-1", "ETH", "5")
+    world.settle()
+    world.book("ALPHA-1", "ETH", DEST)
+    r = world.svc.request_withdrawal("ops-alice", "ALPHA-1", "ETH", "2", DEST)
+    wid = r.data["id"]
+    assert world.svc.approve("ops-bob", wid).ok and world.svc.approve("ops-carol", wid).ok
+    world.close()
+    out = subprocess.run([sys.executable, "-m", "tests.custody.crash_child", str(tmp_path), anvil.url, token,
+                          "in_withdrawal_handler"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 9, out.stderr[-2000:]
+    txid = out.stdout.strip().splitlines()[-1]
+    if left_by == "earlier_version":
+        # an earlier version committed fee_posted=1 before telling the withdrawal: that
+        # is what its crash left on disk (the fee postings themselves were made)
+        from custody.store import Store
+        st = Store(os.path.join(str(tmp_path), "venue", "custody", "custody.sqlite"))
+        assert st.run("UPDATE chain_txs SET fee_posted=1 WHERE txid=? AND state='confirmed'", (txid,)) == 1
+        st.close()
+    eth = EthereumChain.connect(anvil.url)
+    world = World(tmp_path, config(stablecoin_address=token), (eth, DevChain(eth)), seed=False)
+    try:
+        assert world.balance("ALPHA-1", "ETH")[1] == world.atoms("ETH", "2")  # still held after the kill
+        world.settle()
+        w = world.svc.withdrawal(wid)
+        assert w["state"] == "completed" and w["ledger"] == "completed" and w["txid"] == txid
+        assert world.balance("ALPHA-1", "ETH") == (world.atoms("ETH", "3"), 0)
+        assert world.eth.w3.eth.get_balance(DEST) == world.units("ETH", "2")
+        assert world.conserved()
+        assert world.onchain("ETH") == world.external("ETH")
+    finally:
+        world.close()
