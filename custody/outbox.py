@@ -182,6 +182,7 @@ class Outbox:
         with self.store.tx():
             self.store.run("UPDATE chain_txs SET state=?, fee_chain=?, height=?, block_hash=?, updated_ns=? WHERE txid=?",
                            (state, str(fee), height, block_hash, now, row["txid"]))
+            self.rails[row["chain"]].settled(row["txid"], state, height)  # e.g. Bitcoin coin records
             self.store.audit(now, "custody", f"tx_{state}", row["ref"], txid=row["txid"], fee=str(fee), height=height)
         self._post_fee(self.store.one("SELECT * FROM chain_txs WHERE txid=?", (row["txid"],)))
 
@@ -209,6 +210,16 @@ class Outbox:
             self.store.run("UPDATE chain_txs SET fee_posted=1 WHERE txid=?", (row["txid"],))
 
     # -- recovery ----------------------------------------------------------------------
+    def resettle(self) -> None:
+        """Tell the rails again about every final transaction (idempotent): records of an
+        earlier version that never did leave Bitcoin coins reserved and change pending."""
+        for row in self.store.all("SELECT txid, chain, state, height FROM chain_txs WHERE state IN "
+                                  "('confirmed', 'reverted', 'dropped')"):
+            rail = self.rails.get(row["chain"])
+            if rail is not None:
+                with self.store.tx():
+                    rail.settled(row["txid"], row["state"], int(row["height"] or 0))
+
     def release_orphan_holds(self) -> list[str]:
         """Gas holds whose transaction was never persisted (a crash between holding and
         signing): release them. Run once at start, before anything new is sent."""

@@ -47,6 +47,9 @@ class Rail(Protocol):
     def sign(self, label: str, plan: Plan) -> Signed: ...
     def broadcast(self, raw: str) -> None: ...
     def status(self, txid: str, sender: str, nonce: int | None) -> TxStatus: ...
+    def settled(self, txid: str, state: str, height: int) -> None:
+        """The outbox made ``txid`` final (``confirmed``, ``reverted`` or ``dropped``);
+        called inside the store transaction that records it."""
     def balance(self, address: str, asset: ChainAsset) -> int: ...
 
 
@@ -127,6 +130,9 @@ class EthereumRail:
             return TxStatus("pending")
         return TxStatus("pending")
 
+    def settled(self, txid: str, state: str, height: int) -> None:
+        pass  # the chain keeps Ethereum balances; custody keeps no coin records to update
+
     def balance(self, address: str, asset: ChainAsset) -> int:
         return self.eth.balance(address, asset)
 
@@ -177,6 +183,11 @@ class BitcoinRail:
             t = tx.Transaction.parse_hex(out["raw"], network=self.wallet.network)
             fee = int(fee_row["i"]) - sum(int(o.value) for o in t.outputs)
         return TxStatus("mined", confs, True, fee, self.rpc.head() - confs + 1, bhash)
+
+    def settled(self, txid: str, state: str, height: int) -> None:
+        """Confirmed: its inputs are spent and its change spendable. Otherwise its inputs
+        are unspent again and its change never existed."""
+        self.wallet.settle(txid, height, state == "confirmed")
 
     def balance(self, address: str, asset: ChainAsset) -> int:
         return sum(u.amount for u in self.wallet.unspent() if u.address == address)

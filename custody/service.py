@@ -119,6 +119,7 @@ class CustodyService:
         for w in self.watchers:
             w.cursor()  # deposits are watched from here on
         released = self.outbox.release_orphan_holds()
+        self.outbox.resettle()
         RUNNING[self.venue.data_dir] = self
         self.store.audit(self.clock.now_ns(), "custody", "custody_opened", "custody", signer=self.worker.kind,
                          chain_id=self.eth.chain_id, assets=sorted(self.assets), released_gas_holds=released)
@@ -409,11 +410,17 @@ class CustodyService:
             else:
                 assert self.wallet is not None
                 mine = set(addrs)
-                for u in self.wallet.store.all("SELECT address, amount FROM utxos WHERE state IN ('unspent', 'pending', 'reserved')"):
+                # A coin a signed payment spends ('reserved') is not counted beside that
+                # payment's change ('pending'): the two are the same money, before and after.
+                # Counting the change (not the coin) never claims more than the chain will
+                # hold once the payment is mined; a signed payment's amount and fee are then
+                # still held in the ledger, so reserves read low by them until it confirms.
+                for u in self.wallet.store.all("SELECT address, amount FROM utxos WHERE state IN ('unspent', 'pending')"):
                     if u["address"] in mine:
                         per[u["address"]] = str(int(per.get(u["address"], "0")) + a.to_ledger(int(u["amount"])))
                         total += a.to_ledger(int(u["amount"]))
-                source = "bitcoind" if self.rpc else "the venue's UTXO records (no node configured)"
+                source = ("the venue's UTXO records, kept from bitcoind's blocks" if self.rpc
+                          else "the venue's UTXO records (no node configured)")
             entry = out.setdefault(a.ledger_asset, {"total": "0", "by_symbol": {}})
             entry["by_symbol"][sym] = {"addresses": per, "total": str(total), "source": source}
             entry["total"] = str(int(entry["total"]) + total)
