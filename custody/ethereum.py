@@ -17,6 +17,7 @@ process (say so to demo users; a real node keeps its history).
 """
 from __future__ import annotations
 
+import secrets
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator, NamedTuple
@@ -77,6 +78,7 @@ class EthereumChain:
         self.w3 = w3
         self.lock = threading.RLock()
         self.name = name or "rpc"
+        self.instance = ""  # set for a chain that lives in this process only (the embedded EVM)
         self.tip = GWEI
         with self.lock:
             self.chain_id = int(w3.eth.chain_id)
@@ -342,6 +344,9 @@ class DevChain:
 
 
 def embedded() -> tuple[EthereumChain, DevChain]:
-    """A fresh in-process EVM (web3's tester provider) with a funded faucet."""
+    """A fresh in-process EVM (web3's tester provider) with a funded faucet. Its genesis
+    block is the same every time, so it carries a random instance id: custody tells one
+    embedded chain from the next by it (see :meth:`custody.watcher.Watcher.check_chain`)."""
     chain = EthereumChain(Web3(EthereumTesterProvider()), "embedded")
+    chain.instance = secrets.token_hex(8)
     return chain, DevChain(chain)

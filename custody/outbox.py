@@ -232,6 +232,19 @@ class Outbox:
                 out.append(fid)
         return out
 
+    def abandon(self, chain: str, reason: str) -> list[str]:
+        """The development chain these transactions were sent to is gone (replaced by a
+        fresh one): none of them can ever be mined there. Each becomes ``dropped``, so its
+        fee hold is released and its owner told (a withdrawal fails and releases its
+        hold). Never used for a real node: custody refuses to run on a replaced chain."""
+        out = []
+        for row in self.store.all("SELECT * FROM chain_txs WHERE chain=? AND state IN ('signed', 'broadcast')", (chain,)):
+            self.store.audit(self.clock.now_ns(), "custody", "tx_abandoned", row["ref"], txid=row["txid"], reason=reason)
+            self._finish(row, "dropped", 0, 0, "")
+            self._gone.pop(row["txid"], None)
+            out.append(row["txid"])
+        return out
+
     def in_flight(self, sender: str | None = None, to: str | None = None) -> list[Any]:
         q = "SELECT * FROM chain_txs WHERE state IN ('signed', 'broadcast')"
         args: list[Any] = []

@@ -65,10 +65,11 @@ class EthereumRail:
         self.confirmations = max(1, confirmations)
 
     def next_nonce(self, sender: str) -> int:
-        """The chain's pending nonce, or past every transaction custody signed and has not
-        seen dropped (those may not have reached the node yet)."""
+        """The chain's pending nonce, or past every transaction custody signed that is
+        still in flight (those may not have reached the node yet). Final ones are in the
+        node's count already (and a fresh development chain starts again from 0)."""
         row = self.store.one("SELECT MAX(nonce) AS n FROM chain_txs WHERE chain='ethereum' AND from_addr=? "
-                             "AND state IN ('signed', 'broadcast', 'confirmed')", (sender,))
+                             "AND state IN ('signed', 'broadcast')", (sender,))
         local = row["n"] + 1 if row and row["n"] is not None else 0
         return max(self.eth.nonce(sender, pending=True), local)
 

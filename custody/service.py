@@ -116,7 +116,9 @@ class CustodyService:
             self.watchers.append(Watcher(self.store, self.ledger, BitcoinSource(self.rpc, self.wallet),
                                          {"BTC": self.assets["BTC"]}, self.clock, cfg.confirmations, cfg.reorg_window,
                                          cfg.scan_batch))
+        self.replaced: list[dict[str, Any]] = []  # chains found replaced (development chains only)
         for w in self.watchers:
+            self._same_chain(w)
             w.cursor()  # deposits are watched from here on
         released = self.outbox.release_orphan_holds()
         self.outbox.resettle()
@@ -124,6 +126,22 @@ class CustodyService:
         self.store.audit(self.clock.now_ns(), "custody", "custody_opened", "custody", signer=self.worker.kind,
                          chain_id=self.eth.chain_id, assets=sorted(self.assets), released_gas_holds=released)
         return self
+
+    def _same_chain(self, w: Watcher) -> None:
+        """Is the node's chain the one the records are about? On a development chain (the
+        embedded EVM starts afresh each time the venue does; anvil too) a replaced chain
+        resets the records; on a real node custody refuses to credit or pay anything."""
+        change = w.check_chain()
+        if change is None:
+            return
+        if self.dev is None:
+            raise ChainError(f"{change.describe()} (a different network, or a node that lost its chain or is still "
+                             f"syncing): custody will not credit or pay on it. Point custody at its chain's node, or "
+                             f"move {self.store.path} aside to start custody afresh on this chain")
+        counts = w.reset(change)
+        dropped = self.outbox.abandon(w.chain, change.describe())
+        self.replaced.append({"chain": w.chain, "reason": change.describe(), "transactions_dropped": len(dropped),
+                              **counts})
 
     def _default_signer(self) -> Callable[[], Signer]:
         cfg = self.config
@@ -215,6 +233,7 @@ class CustodyService:
             report: dict[str, Any] = {}
             for w in self.watchers:
                 try:
+                    self._same_chain(w)
                     report[w.chain] = w.poll()._asdict()
                 except ChainError as e:
                     report[w.chain] = {"error": str(e)}

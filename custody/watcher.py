@@ -11,6 +11,13 @@ Per chain it keeps a cursor (the highest block scanned) and the hashes of the la
    never reversed automatically.
 2. **Scan** the new blocks for transfers into deposit addresses (the chain adapter knows
    how: native values and ERC-20 logs on Ethereum).
+0. **Same chain?** (:meth:`Watcher.check_chain`) The records are about one chain: its
+   identity (Ethereum: chain id and genesis hash; Bitcoin: genesis hash) is stored the
+   first time. A node that serves another chain, or one shorter than the records with
+   none of the recent block hashes in common (a development chain started afresh, as
+   the embedded EVM is each time a demo restarts), is a *replaced* chain. The service
+   decides what follows (:meth:`custody.service.CustodyService`): on a development chain
+   the records are reset (:meth:`Watcher.reset`), on a real node custody refuses to go on.
 3. **Credit** every deposit with at least ``confirmations`` blocks on top, after checking
    the block it was seen in is still the chain's block at that height, with ``venue.commands.Deposit`` whose
    funding id is ``<chain>:<txid>:<index>``. The ledger refuses a funding id twice, so
@@ -34,6 +41,7 @@ log = logging.getLogger("custody.watcher")
 class Source(Protocol):
     chain: str
 
+    def identity(self) -> str: ...
     def head(self) -> int: ...
     def block_hash(self, height: int) -> str | None: ...
     def scan(self, first: int, last: int, watched: dict[str, str], own: set[str]) -> list[Observed]: ...
@@ -50,6 +58,10 @@ class EthereumSource:
         self.native = next((a.symbol for a in assets.values() if a.native), "ETH")
         self.tokens = {s: a for s, a in assets.items() if not a.native}
 
+    def identity(self) -> str:
+        ident = f"{self.eth.chain_id}/{self.eth.block_hash(0)}"
+        return f"{ident}/{self.eth.instance}" if self.eth.instance else ident
+
     def head(self) -> int:
         return self.eth.head()
 
@@ -62,6 +74,23 @@ class EthereumSource:
     def where(self, txid: str) -> tuple[int, str] | None:
         r = self.eth.receipt(txid)
         return (r.height, r.block_hash) if r is not None and r.ok else None
+
+
+class ChainReplaced(NamedTuple):
+    """The node serves another chain than the one custody's records are about."""
+
+    chain: str
+    old_identity: str
+    new_identity: str
+    recorded_height: int
+    head: int
+
+    def describe(self) -> str:
+        if self.old_identity != self.new_identity:
+            return (f"the {self.chain} node serves chain {self.new_identity}, custody's records are about "
+                    f"{self.old_identity}")
+        return (f"the {self.chain} node's chain ends at height {self.head}, below custody's records at "
+                f"{self.recorded_height}, with none of their recent blocks")
 
 
 class PollReport(NamedTuple):
@@ -103,6 +132,51 @@ class Watcher:
                 self.store.set_meta(f"{self.chain}.start", start)
             return int(start)
         return int(row["h"])
+
+    # -- is it the same chain? -------------------------------------------------------------
+    def check_chain(self) -> ChainReplaced | None:
+        """None if the node serves the chain the records are about (recording its identity
+        the first time), else what differs. Node failures raise :class:`ChainError`."""
+        key = f"{self.chain}.identity"
+        ident = self.source.identity()
+        known = self.store.get_meta(key)
+        if known is None:
+            self.store.set_meta(key, ident)
+            return None
+        top = self.store.one("SELECT MAX(height) AS h FROM blocks WHERE chain=?", (self.chain,))
+        recorded = int(top["h"]) if top is not None and top["h"] is not None else int(self.store.get_meta(f"{self.chain}.start") or -1)
+        head = self.source.head()
+        if known != ident:
+            return ChainReplaced(self.chain, known, ident, recorded, head)
+        if head < recorded:
+            rows = self.store.all("SELECT height, hash FROM blocks WHERE chain=? AND height<=? ORDER BY height DESC",
+                                  (self.chain, head))
+            if not any(self.source.block_hash(int(r["height"])) == r["hash"] for r in rows):
+                return ChainReplaced(self.chain, known, ident, recorded, head)
+        return None
+
+    def reset(self, change: ChainReplaced) -> dict[str, int]:
+        """Forget the replaced chain: its blocks; its deposits not yet credited are
+        ``abandoned`` (they exist on no chain custody can see); credited ones stay credited
+        (the ledger keeps them) and say where they came from. Scanning starts again near
+        the new chain's head (from its genesis while it is young)."""
+        now = self.clock.now_ns()
+        why = change.describe()
+        with self.store.tx():
+            self.store.run("DELETE FROM blocks WHERE chain=?", (self.chain,))
+            abandoned = self.store.run("UPDATE deposits SET state='abandoned', reason=? WHERE chain=? AND state='seen'",
+                                       (f"its chain was replaced: {why}", self.chain))
+            kept = self.store.run("UPDATE deposits SET reason=? WHERE chain=? AND state IN ('credited', 'swept')",
+                                  ("credited on a chain that was later replaced", self.chain))
+            start = max(change.head - self.reorg_window, -1)
+            self.store.set_meta(f"{self.chain}.start", str(start))
+            self.store.set_meta(f"{self.chain}.identity", change.new_identity)
+            self.store.audit(now, "watcher", "chain_replaced", self.chain, reason=why, old=change.old_identity,
+                             new=change.new_identity, recorded_height=change.recorded_height, head=change.head,
+                             deposits_abandoned=abandoned, credited_kept=kept, scan_from=start + 1)
+        log.warning("%s: %s; %d uncredited deposits abandoned, %d credited kept; scanning from %d",
+                    self.chain, why, abandoned, kept, start + 1)
+        return {"deposits_abandoned": abandoned, "credited_kept": kept, "scan_from": start + 1}
 
     # -- one poll ----------------------------------------------------------------------
     def poll(self) -> PollReport:
@@ -217,6 +291,9 @@ class BitcoinSource:
         self.rpc = rpc
         self.wallet = wallet
         self.symbol = symbol
+
+    def identity(self) -> str:
+        return str(self.rpc.block_hash(0))
 
     def head(self) -> int:
         return int(self.rpc.head())
