@@ -10,8 +10,16 @@ under the venue's data directory. It writes a ``softhsm2.conf`` there, points
 ``SOFTHSM2_CONF`` at it (SoftHSM2 reads that variable when the library initialises, so
 one process uses one such token at a time), initialises the token with
 ``softhsm2-util`` under throw-away PINs and then changes both PINs through PKCS#11 to
-random ones kept in 0600 files beside the token, so no lasting PIN ever appears on a
-command line.
+random ones, so no lasting PIN ever appears on a command line. The user PIN (what
+signing needs) is kept in a 0600 file beside the token; the SO PIN (what re-initialises
+the token or resets the user PIN) is never stored: custody does not need it to run, and
+a PIN kept beside the token would be a second key to it. (An earlier version kept
+``so.pin``; it is overwritten and removed when the token is next opened.)
+
+Module choice (:func:`find_softhsm_module`): ``VENUE_PKCS11_MODULE`` names the module;
+if it names a file that does not exist, that is an error (never a silent fall back to
+the software keystore). Without it, the SoftHSM2 module at its Debian paths; with none
+there the caller falls back to the software keystore and says so loudly.
 
 What it does not do: BIP32 derivation (SoftHSM2 has no such mechanism; see
 :mod:`custody.bitcoin` for how Bitcoin deposit keys are kept).
@@ -22,14 +30,14 @@ import os
 import secrets
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from custody import secp256k1
-from custody.errors import SignerError
+from custody.errors import ConfigError, SignerError
 from custody.signer import Signer
 
 SOFTHSM_MODULES = (
@@ -41,23 +49,45 @@ SOFTHSM_MODULES = (
 TOKEN_LABEL = "venue-custody"
 
 
+MODULE_ENV = "VENUE_PKCS11_MODULE"
+
+
 @dataclass(frozen=True)
 class TokenConfig:
     module: str
     token_label: str
-    pin: str
+    pin: str = field(repr=False)  # never in a log line or a traceback's locals
     softhsm_conf: str = ""  # set for an embedded SoftHSM2 token
 
 
-def find_softhsm_module() -> str | None:
-    """The SoftHSM2 PKCS#11 module on this machine, or None (then use the software keystore)."""
-    env = os.environ.get("VENUE_PKCS11_MODULE")
+def find_softhsm_module(candidates: tuple[str, ...] = SOFTHSM_MODULES) -> str | None:
+    """The PKCS#11 module to use: ``VENUE_PKCS11_MODULE`` if set (a path that does not
+    exist raises :class:`ConfigError`), else SoftHSM2 at one of ``candidates``, else None
+    (the caller then falls back to the software keystore, loudly)."""
+    env = os.environ.get(MODULE_ENV)
     if env:
-        return env if os.path.exists(env) else None
-    for path in SOFTHSM_MODULES:
+        if not os.path.isfile(env):
+            raise ConfigError(f"{MODULE_ENV}={env}: no such PKCS#11 module (custody will not fall back to the "
+                              f"software keystore when a module is named; fix the path or unset {MODULE_ENV})")
+        return env
+    for path in candidates:
         if os.path.exists(path):
             return path
     return None
+
+
+def forget_so_pin(hsm_dir: str) -> bool:
+    """Overwrite and remove an SO PIN file an earlier version kept; True if there was one."""
+    path = os.path.join(hsm_dir, "so.pin")
+    if not os.path.exists(path):
+        return False
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.write(secrets.token_bytes(max(size, 32)))
+        f.flush()
+        os.fsync(f.fileno())
+    os.remove(path)
+    return True
 
 
 def _write_private(path: str, text: str) -> None:
@@ -80,6 +110,7 @@ def softhsm_token(hsm_dir: str, module: str) -> TokenConfig:
                              "log.level = ERROR\nslots.removable = false\n")
     os.environ["SOFTHSM2_CONF"] = conf
     pin_file = os.path.join(hsm_dir, "user.pin")
+    forget_so_pin(hsm_dir)
     if os.path.exists(pin_file):
         with open(pin_file) as f:
             return TokenConfig(module, TOKEN_LABEL, f.read().strip(), conf)
@@ -93,14 +124,13 @@ def softhsm_token(hsm_dir: str, module: str) -> TokenConfig:
                        env={**os.environ, "SOFTHSM2_CONF": conf}, capture_output=True, text=True, timeout=60)
     if r.returncode != 0:
         raise SignerError(f"softhsm2-util could not initialise the token: {r.stderr.strip() or r.stdout.strip()}")
-    user_pin, so_pin = secrets.token_hex(16), secrets.token_hex(16)
+    user_pin = secrets.token_hex(16)
     lib = _library(module)
     token = lib.get_token(token_label=TOKEN_LABEL)
     with token.open(rw=True, user_pin=tmp_user) as s:
         s.set_pin(tmp_user, user_pin)
     with token.open(rw=True, so_pin=tmp_so) as s:
-        s.set_pin(tmp_so, so_pin)
-    _write_private(os.path.join(hsm_dir, "so.pin"), so_pin)
+        s.set_pin(tmp_so, secrets.token_hex(16))  # the SO PIN leaves this function nowhere
     _write_private(pin_file, user_pin)
     return TokenConfig(module, TOKEN_LABEL, user_pin, conf)
 

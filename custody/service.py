@@ -74,6 +74,7 @@ class CustodyService:
         self._stop = threading.Event()
         self._last_reserves: dict[str, Any] | None = None
         self.last_error = ""
+        self.fallback = ""  # set when custody fell back to the software keystore
 
     # ================================================================== life cycle
     def open(self) -> CustodyService:
@@ -124,7 +125,8 @@ class CustodyService:
         self.outbox.resettle()
         RUNNING[self.venue.data_dir] = self
         self.store.audit(self.clock.now_ns(), "custody", "custody_opened", "custody", signer=self.worker.kind,
-                         chain_id=self.eth.chain_id, assets=sorted(self.assets), released_gas_holds=released)
+                         signer_warning=self.fallback, chain_id=self.eth.chain_id, assets=sorted(self.assets),
+                         released_gas_holds=released, chains_replaced=self.replaced)
         return self
 
     def _same_chain(self, w: Watcher) -> None:
@@ -146,16 +148,26 @@ class CustodyService:
     def _default_signer(self) -> Callable[[], Signer]:
         cfg = self.config
         if cfg.pkcs11_module:
+            if not os.path.isfile(cfg.pkcs11_module):
+                raise ConfigError(f"pkcs11_module {cfg.pkcs11_module}: no such PKCS#11 module")
             pin = os.environ.get(cfg.pkcs11_pin_env, "")
             if not pin:
                 raise ConfigError(f"set {cfg.pkcs11_pin_env} to the PIN of token {cfg.pkcs11_token!r}")
             tc = TokenConfig(cfg.pkcs11_module, cfg.pkcs11_token, pin)
             return lambda: Pkcs11Signer(tc)
-        module = find_softhsm_module() if cfg.use_pkcs11 else None
+        if not cfg.use_pkcs11:
+            log.warning("use_pkcs11 is off: custody keys are kept in the software keystore")
+            keystore = os.path.join(self.dir, "keystore")
+            return lambda: SoftwareSigner(keystore)
+        module = find_softhsm_module()  # a VENUE_PKCS11_MODULE that does not exist raises
         if module is not None:
             hsm_dir = os.path.join(self.dir, "hsm")
             return lambda: Pkcs11Signer(softhsm_token(hsm_dir, module))
-        log.warning("no PKCS#11 module found: custody keys are kept in the software keystore")
+        log.error("NO PKCS#11 MODULE: SoftHSM2 is not installed (Debian package softhsm2) and VENUE_PKCS11_MODULE "
+                  "is not set. Custody keys are kept in the SOFTWARE KEYSTORE under %s: encrypted at rest, but in "
+                  "this process's memory while it runs. Install softhsm2 or name an HSM's module.",
+                  os.path.join(self.dir, "keystore"))
+        self.fallback = "software keystore: no PKCS#11 module found"
         keystore = os.path.join(self.dir, "keystore")
         return lambda: SoftwareSigner(keystore)
 
@@ -490,7 +502,8 @@ class CustodyService:
         return self.store.audit_trail(subject)
 
     def status(self) -> dict[str, Any]:
-        return {"signer": self.worker.kind, "hot": self.hot_addresses(), "assets": sorted(self.assets),
+        return {"signer": self.worker.kind, **({"signer_warning": self.fallback} if self.fallback else {}),
+                "hot": self.hot_addresses(), "assets": sorted(self.assets),
                 "chain_id": self.eth.chain_id if self.eth else None, "embedded": self.dev is not None,
                 "broadcast_paused": self.outbox.broadcast_paused, "last_error": self.last_error,
                 "gas_account": GAS_ACCOUNT, "confirmations": self.config.confirmations}

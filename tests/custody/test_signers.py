@@ -11,8 +11,8 @@ import pytest
 from eth_keys import keys as eth_keys
 
 from custody import secp256k1
-from custody.errors import SignerError
-from custody.pkcs11_signer import Pkcs11Signer, find_softhsm_module, softhsm_token
+from custody.errors import ConfigError, SignerError
+from custody.pkcs11_signer import Pkcs11Signer, TokenConfig, find_softhsm_module, softhsm_token
 from custody.signer import SignerWorker
 from custody.software_signer import SoftwareSigner
 
@@ -33,8 +33,50 @@ def test_token_lives_under_the_data_dir_and_pin_files_are_private(tmp_path) -> N
     hsm = tmp_path / "data" / "custody" / "hsm"
     assert os.environ["SOFTHSM2_CONF"] == str(hsm / "softhsm2.conf")
     assert any((hsm / "tokens").iterdir()), "the token's files are under the data directory"
-    for pin in ("user.pin", "so.pin"):
-        assert (hsm / pin).stat().st_mode & 0o077 == 0
+    assert (hsm / "user.pin").stat().st_mode & 0o077 == 0
+    assert not (hsm / "so.pin").exists()  # the SO PIN is not kept anywhere
+    assert all(not p.name.endswith(".pin") or p.name == "user.pin" for p in hsm.iterdir())
+
+
+def test_an_so_pin_file_left_by_an_earlier_version_is_removed(tmp_path) -> None:
+    w = _token_worker(tmp_path)
+    w.close()
+    hsm = tmp_path / "data" / "custody" / "hsm"
+    (hsm / "so.pin").write_text("0123456789abcdef")
+    w = _token_worker(tmp_path)
+    try:
+        assert not (hsm / "so.pin").exists()
+        w.ensure_key("still-works")
+    finally:
+        w.close()
+
+
+def test_the_pin_is_not_in_a_token_config_repr() -> None:
+    tc = TokenConfig("/usr/lib/softhsm/libsofthsm2.so", "venue-custody", "s3cret-pin-4711")
+    assert "s3cret-pin-4711" not in repr(tc) and "s3cret-pin-4711" not in str(tc)
+
+
+def test_a_named_module_that_does_not_exist_is_an_error_not_a_fallback(tmp_path, monkeypatch) -> None:
+    from venue.core import Venue
+    from custody.service import CustodyService
+
+    missing = str(tmp_path / "no-such-hsm.so")
+    monkeypatch.setenv("VENUE_PKCS11_MODULE", missing)
+    with pytest.raises(ConfigError, match="no-such-hsm.so"):
+        find_softhsm_module()
+    v = Venue(str(tmp_path / "venue"), fsync=False)
+    v.open()
+    v.start()
+    try:
+        svc = CustodyService(v)
+        with pytest.raises(ConfigError, match="will not fall back"):
+            svc.open()
+        svc.stop()
+        assert not (tmp_path / "venue" / "custody" / "keystore").exists()
+    finally:
+        v.stop()
+    monkeypatch.delenv("VENUE_PKCS11_MODULE")
+    assert find_softhsm_module(candidates=()) is None  # nothing named, nothing installed: the caller falls back
 
 
 def test_keys_are_generated_in_the_token_and_cannot_be_extracted(tmp_path) -> None:
