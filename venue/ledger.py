@@ -1,7 +1,8 @@
 """Firms, accounts and balances: who owns what, in integer atoms.
 
 Every balance is ``available + held``. An order holds what it can spend; a pending
-withdrawal holds its amount. Money enters and leaves only through funding postings
+withdrawal holds its amount (and :attr:`Ledger.withdrawing` indexes those amounts per
+account, since money on its way out is no longer the account's collateral). Money enters and leaves only through funding postings
 (deposits and withdrawals), each with a funding id that may be used once; everything
 else moves money between accounts. So, per asset, the sum over all accounts equals
 deposits minus withdrawals: :meth:`Ledger.conservation` checks it.
@@ -118,9 +119,9 @@ class Ledger:
     assets: dict[str, Asset]
     firms: dict[str, Firm]
     accounts: dict[str, Account]
-    funding: dict[str, list[Any]]
     external: dict[str, int]
     withdrawal_held: dict[str, int]
+    withdrawing: dict[str, dict[str, int]]
     loans: dict[str, dict[str, int]]
     lent: dict[str, int]
     written_off: dict[str, int]
@@ -129,13 +130,42 @@ class Ledger:
         self.assets = {}
         self.firms = {}
         self.accounts = {}
-        # funding id -> [kind, account, asset, amount, state]; state: done | held | released | completed
+        # funding id -> [kind, account, asset, amount, state]; state: done | held | released | completed.
+        # Setting it also (re)builds ``withdrawing``: account -> asset -> amount its pending
+        # withdrawals hold (> 0), kept in step by the withdrawal postings below.
         self.funding = {}
         self.external = {}  # per asset: deposits - withdrawals
         self.withdrawal_held = {}  # per asset: amounts held by pending withdrawals
         self.loans = {}  # account -> asset -> atoms it owes the lending pool (> 0)
         self.lent = {}  # per asset: atoms the lending pool has lent and not got back
         self.written_off = {}  # per asset: loans the pool lost (neither repaid nor covered by insurance)
+
+    @property
+    def funding(self) -> dict[str, list[Any]]:
+        return self._funding  # a property only so that replacing it (a snapshot load) rebuilds the index
+
+    @funding.setter
+    def funding(self, records: dict[str, list[Any]]) -> None:
+        self._funding = records
+        self.withdrawing = {}
+        for kind, aid, asset, amount, state in records.values():
+            if kind == "withdrawal" and state == "held":
+                self._withdrawing(aid, asset, amount)
+
+    def _withdrawing(self, account_id: str, asset: str, delta: int) -> None:
+        d = self.withdrawing.setdefault(account_id, {})
+        left = d.get(asset, 0) + delta
+        if left:
+            d[asset] = left
+        else:
+            del d[asset]
+            if not d:
+                del self.withdrawing[account_id]
+
+    def pending_withdrawal(self, account_id: str, asset: str) -> int:
+        """What ``account_id``'s pending withdrawals hold of ``asset``."""
+        d = self.withdrawing.get(account_id)
+        return d.get(asset, 0) if d else 0
 
     # -- structure -------------------------------------------------------------------
     def add_asset(self, asset: Asset) -> None:
@@ -169,6 +199,7 @@ class Ledger:
         b.avail -= amount
         b.held += amount
         self.withdrawal_held[asset] += amount
+        self._withdrawing(acct.id, asset, amount)
         self.funding[funding_id] = ["withdrawal", acct.id, asset, amount, "held"]
 
     def release_withdrawal(self, funding_id: str) -> list[Any]:
@@ -178,6 +209,7 @@ class Ledger:
         b.held -= amount
         b.avail += amount
         self.withdrawal_held[asset] -= amount
+        self._withdrawing(aid, asset, -amount)
         rec[4] = "released"
         return rec
 
@@ -186,6 +218,7 @@ class Ledger:
         _, aid, asset, amount, _ = rec
         self.accounts[aid].balance(asset).held -= amount
         self.withdrawal_held[asset] -= amount
+        self._withdrawing(aid, asset, -amount)
         self.external[asset] -= amount
         rec[4] = "completed"
         return rec
@@ -262,6 +295,8 @@ class Ledger:
             x = self.accounts[a]
             h.update(f"A{a}|{x.firm.id}|{x.kind}|{x.maker_ppm}|{x.taker_ppm}|{x.stp}|{x.leverage}|{x.enabled}\n".encode())
         h.update(repr(sorted(self.external.items())).encode())
+        if self.withdrawing:
+            h.update(repr(sorted((a, sorted(d.items())) for a, d in self.withdrawing.items())).encode())
         if self.loans or self.written_off:
             h.update(repr(sorted((a, sorted(d.items())) for a, d in self.loans.items())).encode())
             h.update(repr(sorted(self.written_off.items())).encode())

@@ -24,7 +24,9 @@ account, *equity* is the value of everything it has minus everything it owes, an
   order is accepted if it borrows or adds to the gross position, counting every open
   order as if filled at its own price (equity minus what the open orders would lose
   against the mark, and their taker fees, must cover it). Withdrawals and leverage
-  changes are checked the same way.
+  changes are checked the same way, and so is a hold for a pending withdrawal: the money a
+  pending withdrawal holds stops being collateral at once (``Ledger.withdrawing``), so
+  completing it later changes nothing the margin counts.
 - Maintenance margin is half the initial margin. After every command the accounts whose
   prices moved or whose balances changed are checked; one below maintenance is
   liquidated inside the same command: its open orders are cancelled and its largest
@@ -182,12 +184,15 @@ class MarginBook:
         return (m * mkt.mult, mkt.bpl) if m else None
 
     def nets(self, acct: Account) -> dict[str, int]:
-        """Per asset: what the account has (available + held) minus what it owes."""
-        loans = self.engine.ledger.loans.get(acct.id, {})
+        """Per asset: what the account has (available + held) minus what it owes and what
+        its pending withdrawals hold (money on its way out is no collateral)."""
+        led = self.engine.ledger
+        loans = led.loans.get(acct.id, {})
+        out_w = led.withdrawing.get(acct.id, {})
         out: dict[str, int] = {}
         for asset in sorted(set(acct.bal) | set(loans)):
             b = acct.bal.get(asset)
-            n = (b.avail + b.held if b is not None else 0) - loans.get(asset, 0)
+            n = (b.avail + b.held if b is not None else 0) - loans.get(asset, 0) - out_w.get(asset, 0)
             if n:
                 out[asset] = n
         return out
@@ -350,8 +355,10 @@ class MarginBook:
         return None
 
     def net_of(self, acct: Account, asset: str) -> int:
+        """The account's net position in ``asset`` (see :meth:`nets`)."""
         b = acct.bal.get(asset)
-        return (b.avail + b.held if b is not None else 0) - self.engine.ledger.loan(acct.id, asset)
+        led = self.engine.ledger
+        return (b.avail + b.held if b is not None else 0) - led.loan(acct.id, asset) - led.pending_withdrawal(acct.id, asset)
 
     # ================================================================ money movements
     def _emit_transfer(self, kind: str, acct: Account, asset: str, amount: int, other: str) -> None:
@@ -495,7 +502,7 @@ class MarginBook:
         v = VALUATION_ASSET
         owed = led.loan(aid, v)
         b = acct.balance(v)
-        deficit = owed - b.avail - b.held
+        deficit = owed - b.avail - b.held + led.pending_withdrawal(aid, v)  # (orders are gone: held = withdrawals)
         covered = written = 0
         if deficit > 0:
             fb = self.fund.bal.get(v)
@@ -552,7 +559,7 @@ class MarginBook:
         for _, asset, net, mkt in positions:
             inst = mkt.inst
             if net > 0:
-                b = acct.bal[asset]  # what a pending withdrawal holds cannot be sold
+                b = acct.bal[asset]  # (net already leaves out what pending withdrawals hold)
                 side, max_lots, touch = SELL, min(net, b.avail) // mkt.bpl, mkt.book.best_bid()
             else:
                 side, max_lots, touch = BUY, -(-(-net) // mkt.bpl), mkt.book.best_ask()
@@ -672,12 +679,13 @@ class MarginBook:
             b = acct.bal.get(asset)
             total = b.avail + b.held if b is not None else 0
             loan = loans.get(asset, 0)
+            out = e.ledger.pending_withdrawal(account, asset)
             mkt = self.value_market(asset)
             p = self.price(asset)
             assets.append({
                 "asset": asset, "avail": b.avail if b else 0, "held": b.held if b else 0, "total": total,
-                "loan": loan, "net": total - loan,
-                "value": (total - loan) * p[0] // p[1] if p else None,
+                "loan": loan, "withdrawing": out, "net": total - loan - out,
+                "value": (total - loan - out) * p[0] // p[1] if p else None,
                 "symbol": mkt.symbol if mkt is not None else "",
                 "mark": (mark_price(mkt) or self.marks.get(mkt.symbol, 0)) if mkt is not None else 0,
                 "last": mkt.last_px if mkt is not None else 0,
@@ -718,9 +726,17 @@ class MarginBook:
         return h.hexdigest()
 
     def check_invariants(self) -> None:
-        """Loans positive and owed by margin accounts; the pool's books balance; no margin
-        account below maintenance unless it is being liquidated."""
+        """Loans positive and owed by margin accounts; the pool's books balance; the index of
+        pending withdrawals agrees with the funding records; no margin account below
+        maintenance unless it is being liquidated."""
         led: Ledger = self.engine.ledger
+        pending: dict[str, dict[str, int]] = {}
+        for kind, aid, asset, amount, state in led.funding.values():
+            if kind == "withdrawal" and state == "held":
+                d = pending.setdefault(aid, {})
+                d[asset] = d.get(asset, 0) + amount
+        if pending != led.withdrawing:
+            raise EngineBug(f"margin: pending withdrawals {led.withdrawing} != the funding records' {pending}")
         for aid, d in led.loans.items():
             acct = led.accounts.get(aid)
             if acct is None or acct.kind != _MARGIN:

@@ -385,7 +385,7 @@ class RiskBook:
             accts = self._scope_accounts(e, acct, r)
             led = e.ledger
             net = sum(a.bal[mkt.base].avail + a.bal[mkt.base].held if mkt.base in a.bal else 0 for a in accts)
-            net -= sum(led.loan(a.id, mkt.base) for a in accts)
+            net -= sum(led.loan(a.id, mkt.base) + led.pending_withdrawal(a.id, mkt.base) for a in accts)
             buys = sells = 0
             for o in self._scope_orders(e, acct, r, sym):
                 if o is not replacing:
@@ -454,7 +454,7 @@ class RiskBook:
             net = 0
             for a in self._scope_accounts(e, acct, r):
                 b = a.bal.get(mkt.base)
-                net += (b.avail + b.held if b else 0) - led.loan(a.id, mkt.base)
+                net += (b.avail + b.held if b else 0) - led.loan(a.id, mkt.base) - led.pending_withdrawal(a.id, mkt.base)
             return abs(net) // mkt.bpl
         return None
 
