@@ -12,13 +12,17 @@ re-enters as a new order object, so ``o.level is level`` always tells a live ent
 
 Matching writes what happened as plain tuples into ``out`` for the engine to settle
 and report; the book itself knows nothing of money, events or accounts beyond identity
-(for self-trade prevention).
+(for self-trade prevention). Reduce-only orders are the one exception it delegates: when
+one is about to fill, it asks ``ro_cap`` (installed by venue.margin) how many lots the
+order's account may still reduce, and caps the fill, or cancels the order like
+self-trade prevention does. Books without that hook, and fills between orders that are
+not reduce-only, pay one test for it.
 """
 from __future__ import annotations
 
 from collections import deque
 from heapq import heapify, heappop, heappush
-from typing import TYPE_CHECKING, Final, Iterator
+from typing import TYPE_CHECKING, Callable, Final, Iterator
 
 from venue.types import BUY, STP_CB, STP_CN, STP_CO, STP_NONE
 
@@ -33,8 +37,13 @@ M_FILL_DONE: Final = 2  # maker fully filled, left the book
 M_STP_MAKER: Final = 3  # maker cancelled by self-trade prevention, left the book
 M_STP_TAKER: Final = 4  # taker to be cancelled by self-trade prevention; matching stopped
 M_STP_DECREMENT: Final = 5  # both reduced by qty without a trade; maker left the book if it reached 0
+M_RO_MAKER: Final = 6  # reduce-only maker with nothing left to reduce: cancelled, left the book
+M_RO_TAKER: Final = 7  # reduce-only taker with nothing left to reduce: to be cancelled; matching stopped
 
 MatchRecord = tuple[int, "Order", int, int, int, int]
+# ro_cap(order, taker, out): lots the reduce-only ``order`` (the taker or a maker) may still
+# fill, counting the fills already in ``out``
+ReduceOnlyCap = Callable[["Order", "Order", "list[MatchRecord]"], int]
 
 
 class Level:
@@ -100,18 +109,20 @@ class BookSide:
 
 
 class OrderBook:
-    __slots__ = ("symbol", "bids", "asks", "stamp")
+    __slots__ = ("symbol", "bids", "asks", "stamp", "ro_cap")
 
     symbol: str
     bids: BookSide
     asks: BookSide
     stamp: int
+    ro_cap: ReduceOnlyCap | None
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
         self.stamp = 0  # rises each time an order joins the back of a queue (FIFO checks)
         self.bids = BookSide(-1)
         self.asks = BookSide(+1)
+        self.ro_cap = None  # see the module docstring
 
     # -- queries ---------------------------------------------------------------------
     def best_bid(self) -> int | None:
@@ -224,6 +235,8 @@ class OrderBook:
         acct, stp = taker.acct, taker.stp
         leaves = taker.leaves
         append = out.append
+        ro_cap = self.ro_cap
+        taker_ro = ro_cap is not None and taker.reduce_only
         while leaves:
             while heap:
                 k = heap[0]
@@ -281,6 +294,25 @@ class OrderBook:
                     continue
                 vis = m.visible
                 q = vis if vis < leaves else leaves
+                if ro_cap is not None and (taker_ro or m.reduce_only):
+                    if m.reduce_only:
+                        room = ro_cap(m, taker, out)
+                        if room <= 0:
+                            orders.popleft()
+                            m.level = None
+                            lvl.qty -= vis
+                            m.visible = 0
+                            lvl.count -= 1
+                            append((M_RO_MAKER, m, px, 0, m.leaves, 0))
+                            continue
+                        q = q if q < room else room
+                    if taker_ro:
+                        room = ro_cap(taker, taker, out)
+                        if room <= 0:
+                            append((M_RO_TAKER, taker, 0, 0, 0, 0))
+                            taker.leaves = leaves
+                            return
+                        q = q if q < room else room
                 leaves -= q
                 m.leaves -= q
                 vis -= q

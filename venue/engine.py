@@ -18,7 +18,10 @@ from heapq import heappop, heappush
 from typing import Any, Callable, Final
 
 from venue import commands as C
-from venue.book import M_FILL, M_FILL_DONE, M_STP_DECREMENT, M_STP_MAKER, M_STP_TAKER, MatchRecord, OrderBook
+from venue.book import (
+    M_FILL, M_FILL_DONE, M_RO_MAKER, M_RO_TAKER, M_STP_DECREMENT, M_STP_MAKER, M_STP_TAKER, MatchRecord,
+    OrderBook,
+)
 from venue.errors import EngineBug, InvalidValue
 from venue.events import (
     AdminApplied, CancelRejected, CommandRejected, Execution, FundingPosted, InstrumentStatus,
@@ -39,6 +42,7 @@ _new = tuple.__new__  # builds a NamedTuple from a full tuple without its Python
 DAY_NS: Final = 86_400 * 1_000_000_000
 RECENT_MAX: Final = 50_000  # terminal orders kept for status requests and duplicate-ClOrdID checks
 
+_RO_TEXT: Final = "reduce-only order exceeds the position left to reduce"
 _RESTING_TIF: Final = (GTC, GTD, DAY)
 _VALID_TIF: Final = (DAY, GTC, IOC, FOK, GTD)
 
@@ -455,6 +459,10 @@ class Engine:
                     idx = len(ev) - 1
                 else:
                     self._cancel(o, CancelReason.SELF_TRADE, text="cancelled by self-trade prevention (decrement)")
+            elif kind == M_RO_MAKER:
+                self._cancel(m, CancelReason.REDUCE_ONLY, fx=FX_REMOVE, text=_RO_TEXT)
+            elif kind == M_RO_TAKER:
+                self._cancel(o, CancelReason.REDUCE_ONLY, text=_RO_TEXT)
             else:  # pragma: no cover - the book writes only the kinds above
                 raise EngineBug(f"unknown match record {kind}")
         if o.status == FILLED:

@@ -43,7 +43,12 @@ account, *equity* is the value of everything it has minus everything it owes, an
 
 Reduce-only orders (any account) may only reduce the net position in the base asset:
 a sell up to the long position, a buy up to the short one, counting the account's other
-open reduce-only orders; ones the position no longer allows are cancelled.
+open reduce-only orders, and never borrow (they are paid with the account's own money).
+The position is enforced again at every fill (the book's ``ro_cap`` hook,
+:meth:`MarginBook.reduce_only_cap`): a reduce-only order fills only what its account's
+position, with the fills of the same match, still allows, and is cancelled when nothing
+is left; so several orders filled by one command cannot flip a position through it.
+After every command the ones the position no longer allows are cancelled.
 
 This module is the ``margin`` engine extension; it is installed after venue.risk (which
 calls it for margin accounts and reduce-only orders). It does no I/O and reads no clock.
@@ -54,6 +59,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from venue import commands as C
+from venue.book import M_FILL_DONE
 from venue.errors import EngineBug
 from venue.events import AdminApplied, CommandRejected, Execution, FundingPosted, InstrumentStatus
 from venue.ledger import FEE_FIRM, PPM
@@ -267,18 +273,19 @@ class MarginBook:
     def check_new(self, e: Engine, c: C.NewOrder, acct: Account, mkt: Market, price: int) -> tuple[int, str] | None:
         if acct.id in self.liquidating:
             return int(Reject.MARGIN_INSUFFICIENT), f"account {acct.id} is being liquidated"
-        if c.reduce_only:
-            refusal = self._reduce_only_room(acct, mkt, c.side, c.qty)
-            if refusal is not None:
-                return refusal
-        if acct.kind != _MARGIN:
-            return None
         qty = c.qty
         if c.side == BUY:
             n = price * qty * mkt.mult
             asset, need = mkt.quote, n + n * acct.taker_ppm // PPM
         else:
             asset, need = mkt.base, qty * mkt.bpl
+        if c.reduce_only:
+            refusal = self._reduce_only_room(acct, mkt, c.side, qty) or self._reduce_only_own(e, acct, asset, need)
+            if refusal is not None:
+                return refusal
+            mkt.book.ro_cap = self.reduce_only_cap  # enforce it at fill time too
+        if acct.kind != _MARGIN:
+            return None
         return self._margin_check(e, acct, asset, need, (mkt, c.side, price, qty, acct.taker_ppm), None)
 
     def check_amend(self, e: Engine, o: Order, price: int, leaves: int) -> tuple[int, str] | None:
@@ -286,17 +293,18 @@ class MarginBook:
         if acct.id in self.liquidating:
             return int(Reject.MARGIN_INSUFFICIENT), f"account {acct.id} is being liquidated"
         mkt = o.mkt
-        if o.reduce_only and leaves > o.leaves:
-            refusal = self._reduce_only_room(acct, mkt, o.side, leaves - o.leaves)
-            if refusal is not None:
-                return refusal
-        if acct.kind != _MARGIN:
-            return None
         if o.side == BUY:
             n = price * leaves * mkt.mult
             asset, need = mkt.quote, n + n * o.taker_ppm // PPM - o.held
         else:
             asset, need = mkt.base, leaves * mkt.bpl - o.held
+        if o.reduce_only:
+            refusal = ((self._reduce_only_room(acct, mkt, o.side, leaves - o.leaves) if leaves > o.leaves else None)
+                       or self._reduce_only_own(e, acct, asset, need))
+            if refusal is not None:
+                return refusal
+        if acct.kind != _MARGIN:
+            return None
         return self._margin_check(e, acct, asset, need, (mkt, o.side, price, leaves, o.taker_ppm), o)
 
     def _margin_check(self, e: Engine, acct: Account, asset: str, need: int, order: tuple[Any, ...],
@@ -353,6 +361,30 @@ class MarginBook:
             return (int(Reject.REDUCE_ONLY), f"reduce-only {'sell' if side == SELL else 'buy'} of {inst.lots_to_qty(qty)} "
                     f"exceeds the {what} position left to reduce ({inst.lots_to_qty(max(room, 0))} {mkt.base})")
         return None
+
+    @staticmethod
+    def _reduce_only_own(e: Engine, acct: Account, asset: str, need: int) -> tuple[int, str] | None:
+        """A reduce-only order never borrows: it must be paid with the account's own money."""
+        b = acct.bal.get(asset)
+        have = b.avail if b is not None else 0
+        if need > have:
+            return (int(Reject.REDUCE_ONLY), f"a reduce-only order may not borrow: it needs {e._fmt(asset, need)} "
+                    f"{asset}, the account has {e._fmt(asset, max(have, 0))} available")
+        return None
+
+    def reduce_only_cap(self, o: Order, taker: Order, out: list[Any]) -> int:
+        """The book's ``ro_cap`` hook: the lots reduce-only ``o`` may still fill during the
+        match of ``taker``, its account's position counting the fills already in ``out``."""
+        acct, mkt = o.acct, o.mkt
+        bpl = mkt.bpl
+        net = self.net_of(acct, mkt.base)
+        for kind, m, _, q, _, _ in out:
+            if kind <= M_FILL_DONE:
+                if m.acct is acct:
+                    net += q * bpl if m.side == BUY else -q * bpl
+                if taker.acct is acct:
+                    net += q * bpl if taker.side == BUY else -q * bpl
+        return max(0, net) // bpl if o.side == SELL else -(-max(0, -net) // bpl)
 
     def net_of(self, acct: Account, asset: str) -> int:
         """The account's net position in ``asset`` (see :meth:`nets`)."""
@@ -711,6 +743,9 @@ class MarginBook:
     def load_state(self, d: dict[str, Any]) -> None:
         led = self.engine.ledger
         self.liquidating = dict(d.get("liquidating", {}))
+        for o in self.engine.orders.values():
+            if o.reduce_only:
+                o.mkt.book.ro_cap = self.reduce_only_cap
         self.marks = dict(d.get("marks", {}))
         led.loans = {a: dict(x) for a, x in d.get("loans", {}).items()}
         led.lent = dict(d.get("lent", {}))
