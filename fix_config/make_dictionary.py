@@ -9,7 +9,12 @@ The venue's additions (declared so the acceptor validates them, not merely toler
         S=orders entered by this session, N=none (Coinbase's values)
   25002 VenueRejectCode (INT) ExecutionReport, OrderCancelReject: the venue's own reject code
         (venue.types.Reject) beside the standard OrdRejReason/CxlRejReason
-  880   TrdMatchID added to ExecutionReport (the trade id of a fill)
+  880   TrdMatchID added to ExecutionReport (the trade id of a fill, also in the standard
+        SecondaryExecID 527)
+  25005 VenueExtensions (BOOLEAN) Logon: Y = this session's reports may carry 25001, 25002
+        and 880. Without it the venue sends only what the stock FIX 4.4 dictionary declares
+        (25001 echoed on the reports of an order that carried it), so that a client with an
+        unmodified FIX 4.4 engine can trade.
 Market data and trade capture (sessions/marketdata_session.py, sessions/trade_capture.py):
   83    RptSeq added to MarketDataSnapshotFullRefresh, SecurityStatus and the MDIncGrp entries
         (FIX 4.4 has the field but not there; FIX 5.0 puts it in W and MDIncGrp)
@@ -32,6 +37,7 @@ FIELDS = [
      [("1", "NONE"), ("2", "EXPIRE_TAKER"), ("3", "EXPIRE_MAKER"), ("4", "EXPIRE_BOTH"), ("5", "DECREMENT")]),
     ("8013", "CancelOrdersOnDisconnect", "CHAR", [("Y", "ALL"), ("S", "SESSION"), ("N", "NONE")]),
     ("25002", "VenueRejectCode", "INT", []),
+    ("25005", "VenueExtensions", "BOOLEAN", []),
     ("1003", "TradeID", "STRING", []),
     ("5797", "AggressorSide", "INT", [("1", "BUY"), ("2", "SELL")]),
     ("969", "MinPriceIncrement", "FLOAT", []),
@@ -45,7 +51,7 @@ MESSAGE_FIELDS = {
     "OrderCancelReplaceRequest": ["SelfTradePreventionMode"],
     "ExecutionReport": ["SelfTradePreventionMode", "TrdMatchID", "VenueRejectCode"],
     "OrderCancelReject": ["VenueRejectCode"],
-    "Logon": ["CancelOrdersOnDisconnect"],
+    "Logon": ["CancelOrdersOnDisconnect", "VenueExtensions"],
     "MarketDataSnapshotFullRefresh": ["RptSeq"],
     "SecurityStatus": ["RptSeq"],
 }

@@ -34,7 +34,7 @@ from venue.errors import VenueError
 from venue.events import CancelRejected, Execution, MassCancelReport, OrderRejected
 from venue.instruments import Asset, Instrument
 from venue.sequencer import Processed
-from venue.types import CancelReason, Reject
+from venue.types import TERMINAL, CancelReason, ExecKind, Reject
 
 log = logging.getLogger("sessions.application")
 
@@ -45,7 +45,7 @@ class SessionCtx:
     """What the application knows of one FIX session."""
 
     __slots__ = ("comp_id", "sid", "rec", "tokens", "last", "cod", "logged_on", "mass_types", "accounts",
-                 "accounts_version", "refused", "logons")
+                 "accounts_version", "refused", "logons", "ext")
 
     def __init__(self, comp_id: str, sid: fix.SessionID, rec: SessionRecord) -> None:
         self.comp_id = comp_id
@@ -60,6 +60,7 @@ class SessionCtx:
         self.accounts_version = -1
         self.refused = 0
         self.logons = 0
+        self.ext = False  # the Logon asked for the venue's extension tags (25005=Y, see codec)
 
 
 class Outbox:
@@ -111,6 +112,9 @@ class VenueApplication(fix.Application):
         self._exec_base = time.time_ns() // 1_000_000
         self.outbox = Outbox(self._route_batch)
         self._er = fix.Message()  # reused by the outbox thread for every ExecutionReport
+        # open orders whose NewOrderSingle carried 25001: their reports echo it (outbox thread
+        # only; after a restart the echo is lost for orders entered before it)
+        self._stp_echo: set[int] = set()
         self.handlers: dict[str, dict[str, Callable[[fix.Message, SessionCtx], None]]] = {
             "order_entry": {"D": self.on_new_order, "F": self.on_cancel, "G": self.on_replace,
                             "H": self.on_status, "q": self.on_mass_cancel, "AF": self.on_mass_status},
@@ -248,6 +252,7 @@ class VenueApplication(fix.Application):
         ctx.accounts_version = -1
         cod = v[3].get(codec.TAG_COD)
         ctx.cod = cod if cod in ("Y", "S", "N") else ("S" if rec.cancel_on_disconnect else "N")
+        ctx.ext = v[3].get(codec.TAG_EXTENSIONS) == "Y"
         ctx.tokens = float(rec.msg_rate or 0)
         ctx.last = time.monotonic()
 
@@ -308,11 +313,13 @@ class VenueApplication(fix.Application):
         seq = msg.getHeader().getField(34)
         if mt == "D":
             raw = codec.raw_fields(msg, (11, 1, 55, 54, 38, 40, 44))
-            m = codec.reject_report(None, Reject.THROTTLED, text, None, self.exec_id(), time.time_ns(), raw)
+            m = codec.reject_report(None, Reject.THROTTLED, text, None, self.exec_id(), time.time_ns(), raw,
+                                    ext=ctx.ext)
         elif mt in ("F", "G"):
             m = codec.cancel_reject(None, cl_ord_id=msg.getField(11) if msg.isSetField(11) else "",
                                     orig=msg.getField(41) if msg.isSetField(41) else "",
-                                    response_to="2" if mt == "G" else "1", code=Reject.THROTTLED, text=text)
+                                    response_to="2" if mt == "G" else "1", code=Reject.THROTTLED, text=text,
+                                    ext=ctx.ext)
         else:
             m = codec.business_reject(mt, seq, "0", text)
         self.send(ctx, m)
@@ -328,21 +335,21 @@ class VenueApplication(fix.Application):
             raw = {t: f[str(t)] for t in (11, 1, 55, 54, 38, 40, 44) if str(t) in f}
             rej = cmd
             self.answer_after(ctx, lambda: codec.reject_report(None, rej.code, rej.text, inst, self.exec_id(),
-                                                               time.time_ns(), raw))
+                                                               time.time_ns(), raw, ext=ctx.ext))
             return
         self.submit(ctx, cmd, lambda code, text: codec.reject_report(cmd, code, text, inst, self.exec_id(),
-                                                                     time.time_ns()))
+                                                                     time.time_ns(), ext=ctx.ext))
 
-    def _cancel_refusal(self, f: dict[str, str], response_to: str) -> Callable[[int, str], fix.Message]:
+    def _cancel_refusal(self, f: dict[str, str], response_to: str, ctx: SessionCtx) -> Callable[[int, str], fix.Message]:
         clid = f["11"]
         orig = f.get("41", "")
         oid = f.get("37", "NONE")
         return lambda code, text: codec.cancel_reject(None, cl_ord_id=clid, orig=orig, order_id=oid,
-                                                      response_to=response_to, code=code, text=text)
+                                                      response_to=response_to, code=code, text=text, ext=ctx.ext)
 
     def on_cancel(self, msg: fix.Message, ctx: SessionCtx) -> None:
         f = codec.fields_of(msg)
-        refuse = self._cancel_refusal(f, "1")
+        refuse = self._cancel_refusal(f, "1", ctx)
         acct = self.resolve_account(f, ctx)
         if isinstance(acct, EdgeReject):
             rej = acct
@@ -358,7 +365,7 @@ class VenueApplication(fix.Application):
 
     def on_replace(self, msg: fix.Message, ctx: SessionCtx) -> None:
         f = codec.fields_of(msg)
-        refuse = self._cancel_refusal(f, "2")
+        refuse = self._cancel_refusal(f, "2", ctx)
         acct = self.resolve_account(f, ctx)
         inst = self.instrument(f["55"])
         if isinstance(acct, EdgeReject) or inst is None:
@@ -386,7 +393,8 @@ class VenueApplication(fix.Application):
         req_id = msg.getField(790) if msg.isSetField(790) else ""
 
         def unknown(text: str) -> fix.Message:
-            m = codec.reject_report(None, Reject.UNKNOWN_ORDER, text, None, self.exec_id(), time.time_ns(), raw)
+            m = codec.reject_report(None, Reject.UNKNOWN_ORDER, text, None, self.exec_id(), time.time_ns(), raw,
+                                    ext=ctx.ext)
             m.setField(150, "I")
             m.setField(103, "5")
             if req_id:
@@ -407,7 +415,8 @@ class VenueApplication(fix.Application):
                 if isinstance(view, codec.OrderView):
                     inst = self.instrument(view.info.symbol)
                     assert inst is not None
-                    m = codec.status_report(view, inst, self.exec_id(), time.time_ns(), req_id_tag=790, req_id=req_id)
+                    m = codec.status_report(view, inst, self.exec_id(), time.time_ns(), req_id_tag=790, req_id=req_id,
+                                            stp=ctx.ext or view.info.order_id in self._stp_echo)
                 else:
                     m = unknown("unknown order")
                 self.send(ctx, m)
@@ -422,7 +431,9 @@ class VenueApplication(fix.Application):
         req_id = msg.getField(584)
         req_type = msg.getField(585)
         symbol = msg.getField(55) if msg.isSetField(55) else ""
-        side = codec.SIDE_IN.get(msg.getField(54), 0) if msg.isSetField(54) else 0
+        side_s = msg.getField(54) if msg.isSetField(54) else ""
+        side = codec.SIDE_IN.get(side_s, 0)
+        msg_account = msg.getField(1) if msg.isSetField(1) else ""
         if msg.isSetField(1):
             acct = self.resolve_account(msg, ctx)
             accounts = (acct,) if isinstance(acct, str) else ()
@@ -446,19 +457,15 @@ class VenueApplication(fix.Application):
             def job() -> None:
                 now = time.time_ns()
                 if not isinstance(views, list) or not views:
-                    m = codec.reject_report(None, Reject.UNKNOWN_ORDER, "no open orders match the request", None,
-                                            self.exec_id(), now, {55: symbol or "NA"})
-                    m.setField(150, "I")
-                    m.setField(584, req_id)
-                    m.setField(911, "0")
-                    m.setField(912, "Y")
-                    self.send(ctx, m)
+                    self.send(ctx, codec.mass_status_empty(req_id, self.exec_id(), now, symbol, side_s,
+                                                           msg_account, ext=ctx.ext))
                     return
                 for i, v in enumerate(views):
                     inst = self.instrument(v.info.symbol)
                     assert inst is not None
                     self.send(ctx, codec.status_report(v, inst, self.exec_id(), now, mass_req=req_id,
-                                                       total=len(views), last=i == len(views) - 1))
+                                                       total=len(views), last=i == len(views) - 1,
+                                                       stp=ctx.ext or v.info.order_id in self._stp_echo))
             self.outbox.put(job)
 
         try:
@@ -507,13 +514,13 @@ class VenueApplication(fix.Application):
             for ev in p.events:
                 t = type(ev)
                 if t is Execution:
-                    self._route_execution(ev)
+                    self._route_execution(ev, p.cmd)
                 elif t is OrderRejected:
                     self._route_reject(ev)
                 elif t is CancelRejected:
                     ctx = self.ctx.get(ev.cmd.session)
                     if ctx is not None:
-                        self.send(ctx, codec.cancel_reject(ev))
+                        self.send(ctx, codec.cancel_reject(ev, ext=ctx.ext))
                 elif t is MassCancelReport:
                     self._route_mass_cancel(ev)
         for fn in self.batch_listeners:
@@ -522,25 +529,32 @@ class VenueApplication(fix.Application):
             except Exception:
                 log.exception("batch listener failed")
 
-    def _route_execution(self, ev: Execution) -> None:
+    def _route_execution(self, ev: Execution, cmd: Any) -> None:
         info = ev.info
-        ctx = self.ctx.get(info.session)
         inst = self.instrument(info.symbol)
         if inst is None:
             return
-        msg = codec.execution_report(ev, inst, self.asset(inst.quote), self._er)
+        oid = info.order_id
+        echo = self._stp_echo
+        if ev.kind == ExecKind.NEW and type(cmd) is C.NewOrder and cmd.stp:
+            echo.add(oid)  # the order carried 25001 (decode_new_order sets stp only then)
+        stp = oid in echo
+        if stp and ev.status in TERMINAL:
+            echo.discard(oid)
+        quote = self.asset(inst.quote)
+        ctx = self.ctx.get(info.session)
         if ctx is not None and ctx.rec.role == "order_entry":
-            self.send(ctx, msg)
+            self.send(ctx, codec.execution_report(ev, inst, quote, self._er, stp, ctx.ext))
             return
         # entered elsewhere (operator, liquidation): to the firm's order-entry sessions with the account
         for c in self.ctx.values():
             if c.rec.role == "order_entry" and c.rec.firm == info.firm and info.account in self.allowed_accounts(c):
-                self.send(c, fix.Message(msg))
+                self.send(c, codec.execution_report(ev, inst, quote, None, False, c.ext))
 
     def _route_reject(self, ev: OrderRejected) -> None:
         ctx = self.ctx.get(ev.cmd.session)
         if ctx is not None:
-            self.send(ctx, codec.order_reject_report(ev, self.instrument(ev.cmd.symbol)))
+            self.send(ctx, codec.order_reject_report(ev, self.instrument(ev.cmd.symbol), ext=ctx.ext))
 
     def _route_mass_cancel(self, ev: MassCancelReport) -> None:
         cmd = ev.cmd

@@ -8,9 +8,20 @@ Outgoing: ``*_report`` build QuickFIX messages from events. Fields are read and 
 tag number (``msg.getField(11)``): the SWIG wrapper's typed field objects cost 30-80 us
 a call, tags about 1.5 us (../shared/QUICKFIX_NOTES.md).
 
-Custom tags (declared in fix_config/FIX44.xml): 25001 SelfTradePreventionMode (Binance's
-values), 8013 CancelOrdersOnDisconnect in Logon (Coinbase's), 25002 VenueRejectCode (the
-venue's own reject code, beside the standard OrdRejReason/CxlRejReason).
+What goes out is plain FIX 4.4: a client with the stock FIX 4.4 data dictionary (QuickFIX's
+FIX44.xml, which rejects any field its message does not declare) must be able to trade.
+The venue's own tags (declared in fix_config/FIX44.xml) go only to a client that asked:
+
+- 25001 SelfTradePreventionMode (Binance's values) is echoed on the reports of an order
+  that carried it (``stp=True``);
+- with the Logon flag 25005 VenueExtensions=Y (``ext=True``) a session also gets 25001 on
+  every report, 25002 VenueRejectCode (the venue's own reject code, beside the standard
+  OrdRejReason/CxlRejReason) on refusals, and 880 TrdMatchID (a FIX 5.0 field) on fills.
+
+The trade id of a fill travels in SecondaryExecID (527), a FIX 4.4 ExecutionReport field
+(Kraken's FIX 4.4 API does the same); a stop order's trigger is ExecType D (Restated),
+FIX 4.4 having no Triggered ExecType. Incoming custom tags: 25001 on orders, 8013
+CancelOrdersOnDisconnect (Coinbase's) and 25005 on the Logon.
 """
 from __future__ import annotations
 
@@ -33,6 +44,7 @@ from venue.types import (
 TAG_STP = 25001
 TAG_COD = 8013
 TAG_REJECT_CODE = 25002
+TAG_EXTENSIONS = 25005
 
 SIDE_IN = {"1": BUY, "2": SELL}
 SIDE_OUT = {BUY: "1", SELL: "2"}
@@ -45,7 +57,7 @@ STP_IN = {"1": int(STP.NONE), "2": int(STP.CANCEL_NEWEST), "3": int(STP.CANCEL_O
 STP_OUT = {v: k for k, v in STP_IN.items()}
 EXECTYPE_OUT = {
     int(ExecKind.NEW): "0", int(ExecKind.FILL): "F", int(ExecKind.CANCELLED): "4", int(ExecKind.REPLACED): "5",
-    int(ExecKind.RESTATED): "D", int(ExecKind.EXPIRED): "C", int(ExecKind.TRIGGERED): "L",
+    int(ExecKind.RESTATED): "D", int(ExecKind.EXPIRED): "C", int(ExecKind.TRIGGERED): "D",
 }
 ORDSTATUS_OUT = {
     int(OrderStatus.WAITING_TRIGGER): "0", int(OrderStatus.NEW): "0", int(OrderStatus.PARTIALLY_FILLED): "1",
@@ -242,7 +254,7 @@ def _new(msg_type: str) -> fix.Message:
     return m
 
 
-def _order_part(info: OrderInfo, inst: Instrument) -> str:
+def _order_part(info: OrderInfo, inst: Instrument, stp_echo: bool = False) -> str:
     ot = info.ord_type
     out = (f"37={info.order_id}\x011={info.account}\x0155={info.symbol}\x0154={SIDE_OUT[info.side]}\x01"
            f"38={fmt_multiple(info.qty, inst.lot_size)}\x0140={ORDTYPE_OUT[ot]}\x0159={TIF_OUT.get(info.tif, '1')}\x01")
@@ -256,15 +268,19 @@ def _order_part(info: OrderInfo, inst: Instrument) -> str:
         out += f"111={fmt_multiple(info.display_qty, inst.lot_size)}\x01"
     if info.post_only:
         out += "18=6\x01"
-    stp = STP_OUT.get(info.stp)
-    if stp:
-        out += f"{TAG_STP}={stp}\x01"
+    if stp_echo:
+        stp = STP_OUT.get(info.stp)
+        if stp:
+            out += f"{TAG_STP}={stp}\x01"
     return out
 
 
-def execution_report(ev: Execution, inst: Instrument, quote: Asset, into: fix.Message | None = None) -> fix.Message:
+def execution_report(ev: Execution, inst: Instrument, quote: Asset, into: fix.Message | None = None,
+                     stp: bool = False, ext: bool = False) -> fix.Message:
+    """``stp``: echo 25001 (the order carried it); ``ext``: the session asked for the
+    venue's extension tags (see the module's docstring)."""
     lot = inst.lot_size
-    body = (f"{_order_part(ev.info, inst)}11={ev.cl_ord_id}\x0117={ev.seq}-{ev.exec_n}\x01"
+    body = (f"{_order_part(ev.info, inst, stp or ext)}11={ev.cl_ord_id}\x0117={ev.seq}-{ev.exec_n}\x01"
             f"150={EXECTYPE_OUT[ev.kind]}\x0139={ORDSTATUS_OUT[ev.status]}\x0114={fmt_multiple(ev.cum_qty, lot)}\x01"
             f"151={fmt_multiple(ev.leaves_qty, lot)}\x016={avg_px(inst, ev.cum_notional, ev.cum_qty)}\x01"
             f"60={utc(ev.ts)}\x01")
@@ -274,11 +290,18 @@ def execution_report(ev: Execution, inst: Instrument, quote: Asset, into: fix.Me
         fee = quote.fmt(ev.fee) if ev.fee >= 0 else "-" + quote.fmt(-ev.fee)
         body += (f"31={fmt_multiple(ev.last_px, inst.tick_size)}\x0132={fmt_multiple(ev.last_qty, lot)}\x01"
                  f"12={fee}\x0113=3\x01479={quote.code}\x01851={LIQ_OUT.get(ev.liquidity, '1')}\x01"
-                 f"880={ev.seq}-{ev.trade_n}\x01")
+                 f"527={ev.seq}-{ev.trade_n}\x01")
+        if ext:
+            body += f"880={ev.seq}-{ev.trade_n}\x01"
     kind = ev.kind
-    if kind == ExecKind.RESTATED:
-        body += "378=99\x01"
     text = ev.text
+    if kind == ExecKind.RESTATED:
+        # ExecRestatementReason: 5 = partial decline of OrderQty (what self-trade
+        # prevention's decrement does), else 99 (other)
+        body += "378=5\x01" if ev.reason == CancelReason.SELF_TRADE else "378=99\x01"
+    elif kind == ExecKind.TRIGGERED:
+        body += "378=99\x01"
+        text = text or "stop triggered"
     if not text and ev.reason >= 0 and (kind == ExecKind.CANCELLED or kind == ExecKind.EXPIRED):
         try:
             text = CancelReason(ev.reason).name.lower().replace("_", " ")
@@ -289,18 +312,21 @@ def execution_report(ev: Execution, inst: Instrument, quote: Asset, into: fix.Me
     return message("8", body, into)
 
 
-def order_reject_report(ev: OrderRejected, inst: Instrument | None) -> fix.Message:
+def order_reject_report(ev: OrderRejected, inst: Instrument | None, ext: bool = False) -> fix.Message:
     """An ExecutionReport with OrdStatus=Rejected for a refused NewOrder."""
-    return reject_report(ev.cmd, ev.code, ev.text, inst, exec_id=f"{ev.seq}-{ev.exec_n}", ts=ev.ts)
+    return reject_report(ev.cmd, ev.code, ev.text, inst, exec_id=f"{ev.seq}-{ev.exec_n}", ts=ev.ts, ext=ext)
 
 
 def reject_report(cmd: C.NewOrder | None, code: int, text: str, inst: Instrument | None, exec_id: str, ts: int,
-                  raw: dict[int, str] | None = None) -> fix.Message:
-    """ER 39=8 from a command (engine reject) or from the raw request (edge reject)."""
+                  raw: dict[int, str] | None = None, ext: bool = False) -> fix.Message:
+    """ER 39=8 from a command (engine reject) or from the raw request (edge reject:
+    ``raw`` holds the request's own fields, echoed; nothing is made up)."""
     m = _new("8")
     raw = raw or {}
     m.setField(37, "NONE")
-    m.setField(11, cmd.cl_ord_id if cmd else raw.get(11, "NONE"))
+    clid = cmd.cl_ord_id if cmd else raw.get(11)
+    if clid:
+        m.setField(11, clid)
     m.setField(17, exec_id)
     m.setField(150, "8")
     m.setField(39, "8")
@@ -315,25 +341,23 @@ def reject_report(cmd: C.NewOrder | None, code: int, text: str, inst: Instrument
             if cmd.price:
                 m.setField(44, scaled(cmd.price, inst.tick_size))
     else:
-        for tag in (1, 55, 54, 38, 40, 44):
+        for tag in (1, 55, 54, 38, 40, 44):  # Side is required in the requests this answers
             if tag in raw:
                 m.setField(tag, raw[tag])
-        if 54 not in raw:
-            m.setField(54, "1")
-        if 55 not in raw:
-            m.setField(55, "NA")
     m.setField(14, "0")
     m.setField(151, "0")
     m.setField(6, "0")
     m.setField(103, ord_rej_reason(code))
-    m.setField(TAG_REJECT_CODE, str(int(code)))
+    if ext:
+        m.setField(TAG_REJECT_CODE, str(int(code)))
     m.setField(58, text[:500])
     m.setField(60, utc(ts))
     return m
 
 
 def cancel_reject(ev: CancelRejected | None, *, cl_ord_id: str = "", orig: str = "", order_id: str = "NONE",
-                  status: int = -1, response_to: str = "1", code: int = 0, text: str = "") -> fix.Message:
+                  status: int = -1, response_to: str = "1", code: int = 0, text: str = "",
+                  ext: bool = False) -> fix.Message:
     """OrderCancelReject (9) for an engine CancelRejected, or for an edge refusal."""
     if ev is not None:
         cmd = ev.cmd
@@ -350,7 +374,8 @@ def cancel_reject(ev: CancelRejected | None, *, cl_ord_id: str = "", orig: str =
     m.setField(39, ORDSTATUS_OUT.get(status, "8"))
     m.setField(434, response_to)
     m.setField(102, cxl_rej_reason(code))
-    m.setField(TAG_REJECT_CODE, str(int(code)))
+    if ext:
+        m.setField(TAG_REJECT_CODE, str(int(code)))
     m.setField(58, text[:500])
     return m
 
@@ -388,10 +413,11 @@ class OrderView(NamedTuple):
 
 
 def status_report(v: OrderView, inst: Instrument, exec_id: str, ts: int, mass_req: str = "",
-                  total: int = 0, last: bool = False, req_id_tag: int = 0, req_id: str = "") -> fix.Message:
-    """ER with ExecType=I (order status)."""
+                  total: int = 0, last: bool = False, req_id_tag: int = 0, req_id: str = "",
+                  stp: bool = False) -> fix.Message:
+    """ER with ExecType=I (order status). ``stp``: echo 25001."""
     lot = inst.lot_size
-    body = (f"{_order_part(v.info, inst)}11={v.cl_ord_id}\x0117={exec_id}\x01150=I\x01"
+    body = (f"{_order_part(v.info, inst, stp)}11={v.cl_ord_id}\x0117={exec_id}\x01150=I\x01"
             f"39={ORDSTATUS_OUT[v.status]}\x0114={fmt_multiple(v.cum, lot)}\x01151={fmt_multiple(v.leaves, lot)}\x01"
             f"6={avg_px(inst, v.cum_notional, v.cum)}\x0160={utc(ts)}\x01")
     if mass_req:
@@ -399,6 +425,38 @@ def status_report(v: OrderView, inst: Instrument, exec_id: str, ts: int, mass_re
     if req_id_tag and req_id:
         body += f"{req_id_tag}={req_id}\x01"
     return message("8", body)
+
+
+def mass_status_empty(req_id: str, exec_id: str, ts: int, symbol: str = "", side: str = "", account: str = "",
+                      ext: bool = False) -> fix.Message:
+    """The answer to an OrderMassStatusRequest that matches no order: FIX 4.4 prescribes no
+    message for it, so one ExecutionReport with ExecType I (order status), TotNumReports
+    0 and LastRptRequested Y, shaped like the answer to a status request for an unknown
+    order (OrderID NONE, OrdStatus 8, OrdRejReason 5). It carries what the request named
+    and nothing made up: no ClOrdID, Symbol or Account unless requested; Side, required
+    in a FIX 4.4 ExecutionReport, is the request's or else 7 (undisclosed)."""
+    m = _new("8")
+    m.setField(37, "NONE")
+    m.setField(17, exec_id)
+    m.setField(150, "I")
+    m.setField(39, "8")
+    if account:
+        m.setField(1, account)
+    if symbol:
+        m.setField(55, symbol)
+    m.setField(54, side or "7")
+    m.setField(14, "0")
+    m.setField(151, "0")
+    m.setField(6, "0")
+    m.setField(103, "5")
+    if ext:
+        m.setField(TAG_REJECT_CODE, str(int(Reject.UNKNOWN_ORDER)))
+    m.setField(584, req_id)
+    m.setField(911, "0")
+    m.setField(912, "Y")
+    m.setField(58, "no open orders match the request")
+    m.setField(60, utc(ts))
+    return m
 
 
 def business_reject(ref_msg_type: str, ref_seq: str, reason: str, text: str, ref_id: str = "") -> fix.Message:

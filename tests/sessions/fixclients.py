@@ -12,6 +12,7 @@ import os
 import queue
 import socket
 import ssl
+import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -184,9 +185,10 @@ def signed_logon_bytes(sender: str, target: str, user: str, key, seq: int, sendi
     return m.encode()
 
 
-def logged_on(port: int, sender: str, user: str, password: str, **kw) -> RawClient:
+def logged_on(port: int, sender: str, user: str, password: str, ext: bool = False, **kw) -> RawClient:
+    """``ext``: ask for the venue's extension tags (Logon 25005=Y)."""
     c = RawClient(port, sender, **kw)
-    c.logon(user, password)
+    c.logon(user, password, extra=[(25005, "Y")] if ext else None)
     return c
 
 
@@ -200,6 +202,16 @@ def order(clid: str, symbol: str, side: str, qty: str, price: str | None = None,
 
 
 # ------------------------------------------------------------------------------ QuickFIX initiator
+def stock_dictionary() -> str:
+    """QuickFIX's own FIX 4.4 data dictionary, as installed with the package: what an
+    institution's unmodified FIX engine validates the venue's messages against."""
+    for prefix in (sys.prefix, sys.base_prefix):
+        path = os.path.join(prefix, "share", "quickfix", "FIX44.xml")
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError("QuickFIX's FIX44.xml is not installed")
+
+
 class _QfApp(fix.Application):
     def __init__(self, user: str, password: str, reset: bool) -> None:
         super().__init__()
@@ -209,6 +221,7 @@ class _QfApp(fix.Application):
         self.logged_out = threading.Event()
         self.sid: fix.SessionID | None = None
         self.admin: list[str] = []
+        self.rejects_sent: list[str] = []  # session Rejects this engine sent: messages it refused
 
     def onCreate(self, sid):  # noqa: N802
         self.sid = sid
@@ -222,6 +235,8 @@ class _QfApp(fix.Application):
         self.logged_out.set()
 
     def toAdmin(self, msg, sid):  # noqa: N802
+        if msg.getHeader().getField(35) == "3":
+            self.rejects_sent.append(msg.toString().replace(SOH, "|"))
         if msg.getHeader().getField(35) == "A":
             msg.setField(553, self.user)
             msg.setField(554, self.password)
@@ -239,13 +254,20 @@ class _QfApp(fix.Application):
 
 
 class QfClient:
-    """A QuickFIX initiator with its own FileStore under ``store_dir``."""
+    """A QuickFIX initiator with its own FileStore under ``store_dir``, validating what it
+    receives against ``dictionary`` (default: the venue's, fix_config/FIX44.xml). ``stock``:
+    behave as an unmodified FIX 4.4 engine, QuickFIX's own FIX44.xml and its default
+    validation settings. A message with a field the dictionary does not declare is refused
+    with a session Reject (recorded in ``rejects_sent``) and never delivered."""
 
     def __init__(self, port: int, sender: str, user: str, password: str, store_dir: str, reset: bool = True,
-                 dictionary: str | None = None) -> None:
+                 dictionary: str | None = None, stock: bool = False) -> None:
         os.makedirs(store_dir, exist_ok=True)
         cfg = os.path.join(store_dir, f"{sender}.cfg")
-        dd = dictionary or os.path.join(os.path.dirname(__file__), "..", "..", "fix_config", "FIX44.xml")
+        if stock:
+            dd = stock_dictionary()
+        else:
+            dd = dictionary or os.path.join(os.path.dirname(__file__), "..", "..", "fix_config", "FIX44.xml")
         with open(cfg, "w") as f:
             f.write(f"""[DEFAULT]
 ConnectionType=initiator
@@ -257,7 +279,7 @@ HeartBtInt=30
 SocketNodelay=Y
 UseDataDictionary=Y
 DataDictionary={os.path.abspath(dd)}
-ValidateFieldsOutOfOrder=N
+{"" if stock else "ValidateFieldsOutOfOrder=N"}
 [SESSION]
 BeginString=FIX.4.4
 SenderCompID={sender}
@@ -302,6 +324,10 @@ SocketConnectPort={port}
             for m in kept:
                 self.app.inbox.put(m)
         raise AssertionError(f"no {msg_type} {match} within {timeout}s; got {kept}")
+
+    @property
+    def rejects_sent(self) -> list[str]:
+        return self.app.rejects_sent
 
     def stop(self) -> None:
         self.initiator.stop()

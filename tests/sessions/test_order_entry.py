@@ -1,6 +1,8 @@
 """FIX 4.4 order entry over real sockets: every message in, every report out, every
 reject path. The raw client (simplefix) is used where the test must control the bytes;
-the QuickFIX initiator where a real FIX engine should behave as an institution's would."""
+the QuickFIX initiator, validating against the stock FIX 4.4 dictionary, where a real FIX
+engine should behave as an institution's would. ALPHA's raw session asks for the venue's
+extension tags (25005=Y); BETA's does not, and gets plain FIX 4.4."""
 from __future__ import annotations
 
 import itertools
@@ -34,7 +36,7 @@ def cid(prefix: str = "c") -> str:
 
 @pytest.fixture
 def alpha(venue):
-    c = logged_on(venue.oe, "ALPHA-OE", "alpha", "alpha-demo")
+    c = logged_on(venue.oe, "ALPHA-OE", "alpha", "alpha-demo", ext=True)
     yield c
     c.close()
 
@@ -80,7 +82,11 @@ def test_cross_reports_fills_fees_and_liquidity_to_both_sides(venue, alpha, beta
     for er, liq in ((taker, "2"), (maker, "1")):
         assert Decimal(er[31]) == Decimal("3000") and Decimal(er[32]) == Decimal("0.5")
         assert er[13] == "3" and er[479] == "USD" and er[851] == liq
-        assert er[880] == taker[880]  # one trade, one TrdMatchID
+        assert er[527] == taker[527]  # one trade, one trade id (SecondaryExecID)
+    # ALPHA asked for the venue's extensions: the trade id also as TrdMatchID, its STP mode;
+    # BETA did not: nothing its stock FIX 4.4 dictionary would refuse
+    assert maker[880] == taker[527] and maker[25001]
+    assert not {880, 25001, 25002} & set(taker)
     assert taker[39] == "2" and Decimal(taker[14]) == Decimal("0.5") and taker[151] == "0"
     assert maker[39] == "1" and Decimal(maker[151]) == Decimal("1.5")
     # demo fees: maker 0.02%, taker 0.05% of 1500 USD
@@ -150,7 +156,8 @@ def test_stop_triggers_on_last_trade(venue, alpha, beta):
     lift = cid()
     alpha.send("D", order(lift, "ETH-USD", "1", "0.1", "53000.00", tif="3"))
     alpha.expect("8", X11=lift, X150="F")
-    assert alpha.expect("8", X11=stop, X150="L")[39] == "0"
+    triggered = alpha.expect("8", X11=stop, X150="D")  # FIX 4.4 has no Triggered ExecType: Restated
+    assert triggered[39] == "0" and triggered[378] == "99" and "triggered" in triggered[58]
     fill = alpha.expect("8", X11=stop, X150="F")
     assert Decimal(fill[31]) == Decimal("53100")
 
@@ -312,19 +319,91 @@ def test_session_sees_only_its_own_firms_accounts(venue, alpha, beta):
     assert alpha.expect("8", X150="I")[39] == "8"
 
 
-def test_quickfix_initiator_trades_like_an_institution(venue, tmp_path):
-    qf = QfClient(venue.oe, "BETA-OE", "beta", "beta-demo", str(tmp_path / "qf"))
+def test_quickfix_initiator_with_the_stock_dictionary_trades_like_an_institution(venue, tmp_path):
+    """Two QuickFIX initiators validating against QuickFIX's own FIX44.xml: every report the
+    venue sends them (acks, fills on both sides, replace, status, cancel, cancel reject,
+    order rejects, self-trade prevention, mass cancel, mass status with and without orders,
+    business reject) reaches the application, and neither engine ever refuses one."""
+    for comp in ("ALPHA-OE", "BETA-OE"):
+        venue.wait_offline(comp)
+    qa = QfClient(venue.oe, "ALPHA-OE", "alpha", "alpha-demo", str(tmp_path / "qa"),
+                  stock=True)
+    qb = QfClient(venue.oe, "BETA-OE", "beta", "beta-demo", str(tmp_path / "qb"),
+                  stock=True)
     try:
-        assert qf.wait_logon()
-        clid = cid("qf")
-        qf.send("D", order(clid, "ETH-USD", "1", "1.5", "2500.00"))
-        er = qf.expect("8", X11=clid, X150="0")
-        qf.send("G", [(41, clid), (11, clid + "r"), (55, "ETH-USD"), (54, "1"), (38, "1"), (40, "2"),
+        assert qa.wait_logon() and qb.wait_logon()
+        # a resting buy, half filled by BETA: fills on both sides with fee, liquidity, trade id
+        buy, sell = cid("qb"), cid("qs")
+        qa.send("D", order(buy, "ETH-USD", "1", "1.5", "2500.00"))
+        oid = qa.expect("8", X11=buy, X150="0")[37]
+        qb.send("D", order(sell, "ETH-USD", "2", "0.5", "2500.00"))
+        qb.expect("8", X11=sell, X150="0")
+        taker = qb.expect("8", X11=sell, X150="F")
+        maker = qa.expect("8", X11=buy, X150="F")
+        assert taker[851] == "2" and maker[851] == "1" and taker[527] == maker[527]
+        assert taker[39] == "2" and maker[39] == "1" and Decimal(maker[151]) == Decimal("1")
+        assert Decimal(maker[12]) > 0 and maker[13] == "3" and maker[479] == "USD"
+        # replace, status
+        rep = buy + "r"
+        qa.send("G", [(41, buy), (11, rep), (55, "ETH-USD"), (54, "1"), (38, "1.2"), (40, "2"),
                       (44, "2500.00"), (60, now_fix())])
-        assert qf.expect("8", X11=clid + "r", X150="5")[37] == er[37]
-        qf.send("H", [(11, clid + "r"), (55, "ETH-USD"), (54, "1")])
-        assert Decimal(qf.expect("8", X150="I")[151]) == Decimal("1")
-        qf.send("F", [(41, clid + "r"), (11, clid + "c"), (55, "ETH-USD"), (54, "1"), (60, now_fix())])
-        assert qf.expect("8", X11=clid + "c", X150="4")[39] == "4"
+        er = qa.expect("8", X11=rep, X150="5")
+        assert er[37] == oid and er[41] == buy and Decimal(er[151]) == Decimal("0.7")
+        qa.send("H", [(11, rep), (55, "ETH-USD"), (54, "1"), (790, "st1")])
+        st = qa.expect("8", X150="I", X790="st1")
+        assert st[39] == "1" and Decimal(st[14]) == Decimal("0.5") and Decimal(st[151]) == Decimal("0.7")
+        qa.send("H", [(11, "no-such"), (55, "ETH-USD"), (54, "1"), (790, "st2")])
+        unknown = qa.expect("8", X150="I", X790="st2")
+        assert unknown[39] == "8" and unknown[103] == "5"
+        # mass status: the one open order, then (after mass cancel) none
+        qa.send("AF", [(584, "qms1"), (585, "7")])
+        st = qa.expect("8", X150="I", X584="qms1")
+        assert st[11] == rep and st[911] == "1" and st[912] == "Y"
+        # a self-trade: the account's prevention mode cancels the incoming order
+        stp = cid("qstp")
+        qa.send("D", order(stp, "ETH-USD", "2", "0.1", "2500.00"))
+        qa.expect("8", X11=stp, X150="0")
+        cx = qa.expect("8", X11=stp, X150="4")
+        assert "self-trade" in cx[58] and Decimal(cx[38]) == Decimal("0.1")
+        # order rejects: unknown symbol, off-tick price, not our account
+        for fields, rej in ((order(cid("qx"), "DOGE-USD", "1", "1", "1.00"), "1"),
+                            (order(cid("qx"), "ETH-USD", "1", "1", "2500.001"), "99"),
+                            (order(cid("qx"), "ETH-USD", "1", "1", "2500.00", extra=[(1, "BETA-1")]), "15")):
+            qa.send("D", fields)
+            er = qa.expect("8", X11=fields[0][1], X150="8")
+            assert er[39] == "8" and er[103] == rej and er[58]
+        # cancel, then a cancel reject for the same order and one for an unknown order
+        cxl = cid("qc")
+        qa.send("F", [(41, rep), (11, cxl), (55, "ETH-USD"), (54, "1"), (60, now_fix())])
+        assert qa.expect("8", X11=cxl, X150="4")[39] == "4"
+        again = cid("qc")
+        qa.send("F", [(41, rep), (11, again), (55, "ETH-USD"), (54, "1"), (60, now_fix())])
+        rej = qa.expect("9", X11=again)
+        assert rej[434] == "1" and rej[39] == "4" and rej[102] == "0"
+        nope = cid("qc")
+        qa.send("G", [(41, "no-such"), (11, nope), (55, "ETH-USD"), (54, "1"), (38, "1"), (40, "2"),
+                      (44, "2500.00"), (60, now_fix())])
+        rej = qa.expect("9", X11=nope)
+        assert rej[434] == "2" and rej[102] == "1"
+        # mass cancel (and its report), mass status with nothing open
+        rest = cid("qr")
+        qa.send("D", order(rest, "BTC-USD", "1", "0.1", "20000.00"))
+        qa.expect("8", X11=rest, X150="0")
+        mc = cid("qmc")
+        qa.send("q", [(11, mc), (530, "7"), (60, now_fix())])
+        assert qa.expect("8", X11=rest, X150="4")[39] == "4"
+        r = qa.expect("r", X11=mc)
+        assert r[531] == "7" and r[533] == "1"
+        qa.send("q", [(11, cid("qmc")), (530, "1"), (60, now_fix())])  # type 1 without a Symbol
+        assert qa.expect("r")[531] == "0"
+        qa.send("AF", [(584, "qms2"), (585, "7")])
+        empty = qa.expect("8", X150="I", X584="qms2")
+        assert empty[911] == "0" and empty[912] == "Y" and empty[37] == "NONE" and 11 not in empty
+        # a message type the venue does not support
+        qa.send("c", [(320, "sd1"), (321, "3")])  # SecurityDefinitionRequest
+        j = qa.expect("j")
+        assert j[380] == "3" and j[372] == "c"
+        assert qa.rejects_sent == [] and qb.rejects_sent == [], (qa.rejects_sent, qb.rejects_sent)
     finally:
-        qf.stop()
+        qa.stop()
+        qb.stop()
