@@ -10,7 +10,15 @@ from it, stealing its bytes, and keeps polling it until it fails. Seen here as c
 losing the Logout that refused their logon. The fix: once disconnected, the connection
 neither polls nor reads again (two checks of m_disconnect, made atomic).
 
-The wheel is version ``1.16.0+venue.1`` (a PEP 440 local version, so ``quickfix==1.16.0``
+The second fix. QuickFIX 1.16.0 acceptors listen on every address (socket_createAcceptor
+binds INADDR_ANY; the 1.16 settings have no bind address, and a ``SocketAcceptHost`` line is
+silently ignored). The venue's acceptor must be reachable from its logon gateway only:
+anybody reaching it directly could reset a session's sequence numbers with a Logon that
+QuickFIX processes before the application may refuse it, or tie up a connection thread
+per idle socket. The patch adds a ``SocketAcceptAddress`` setting to the threaded acceptors
+(plain and SSL): the listening socket is bound to that address (the venue: 127.0.0.1).
+
+The wheel is version ``1.16.0+venue.2`` (a PEP 440 local version, so ``quickfix==1.16.0``
 still matches), built once (about 8 minutes here) and kept in ``$VENUE_WHEELS`` (default
 ``~/.cache/venue/wheels``). Run again, the script does nothing if it is installed.
 """
@@ -26,7 +34,7 @@ import tarfile
 import tempfile
 
 VERSION = "1.16.0"
-LOCAL = "1.16.0+venue.1"
+LOCAL = "1.16.0+venue.2"
 WHEELS = os.environ.get("VENUE_WHEELS", os.path.join(os.path.expanduser("~"), ".cache", "venue", "wheels"))
 
 # (file, old text, new text): exact replacements; the build stops if one does not apply
@@ -45,6 +53,39 @@ PATCH = [
      "    try {\n      m_pSession->next(msg, UtcTimeStamp::now());\n",
      "    if (m_disconnect) {\n      return; // venue patch: nothing more for a disconnected session\n    }\n"
      "    try {\n      m_pSession->next(msg, UtcTimeStamp::now());\n"),
+    ("C++/Utility.h", "socket_handle socket_createAcceptor(int port, bool reuse = false);\n",
+     "socket_handle socket_createAcceptor(int port, bool reuse = false);\n"
+     "socket_handle socket_createAcceptor(int port, bool reuse, const std::string &address);\n"),
+    ("C++/Utility.cpp", "socket_handle socket_createAcceptor(int port, bool reuse) {\n",
+     "// venue patch: an acceptor listening on one address only (SocketAcceptAddress); empty = all\n"
+     "socket_handle socket_createAcceptor(int port, bool reuse, const std::string &address) {\n"
+     "  if (address.empty()) {\n"
+     "    return socket_createAcceptor(port, reuse);\n"
+     "  }\n"
+     "  if (inet_addr(address.c_str()) == INADDR_NONE) {\n"
+     "    return INVALID_SOCKET_HANDLE;\n"
+     "  }\n"
+     "  socket_handle socket = ::socket(PF_INET, SOCK_STREAM, 0);\n"
+     "  if (socket == INVALID_SOCKET_HANDLE) {\n"
+     "    return INVALID_SOCKET_HANDLE;\n"
+     "  }\n"
+     "  if (reuse) {\n"
+     "    socket_setsockopt(socket, SO_REUSEADDR);\n"
+     "  }\n"
+     "  if (socket_bind(socket, address.c_str(), port) == BIND_SOCKET_ERROR\n"
+     "      || listen(socket, SOMAXCONN) == LISTEN_SOCKET_ERROR) {\n"
+     "    socket_close(socket);\n"
+     "    return INVALID_SOCKET_HANDLE;\n"
+     "  }\n"
+     "  return socket;\n"
+     "}\n\n"
+     "socket_handle socket_createAcceptor(int port, bool reuse) {\n"),
+    *[(f"C++/{name}", "    socket_handle socket = socket_createAcceptor(port, reuseAddress);\n",
+       "    // venue patch: SocketAcceptAddress binds the listening socket to one address\n"
+       "    const std::string acceptAddress\n"
+       "        = settings.has(\"SocketAcceptAddress\") ? settings.getString(\"SocketAcceptAddress\") : \"\";\n"
+       "    socket_handle socket = socket_createAcceptor(port, reuseAddress, acceptAddress);\n")
+      for name in ("ThreadedSocketAcceptor.cpp", "ThreadedSSLSocketAcceptor.cpp")],
     ("setup.cfg", f"version = {VERSION}", f"version = {LOCAL}"),
 ]
 

@@ -60,13 +60,15 @@ class FixConfig:
     tls_client_ca: str = ""  # if set, clients must present a certificate signed by it
 
 
-QUICKFIX_REQUIRED = "1.16.0+venue.1"
+QUICKFIX_REQUIRED = "1.16.0+venue.2"
 
 
 def check_quickfix() -> None:
-    """Refuse to run on a QuickFIX without the venue's fix (fix_config/build_quickfix.py):
+    """Refuse to run on a QuickFIX without the venue's fixes (fix_config/build_quickfix.py):
     unpatched 1.16.0 connection threads read sockets they already closed, whose numbers
-    the process may have given to other connections."""
+    the process may have given to other connections, and its acceptors listen on every
+    address (the patch adds SocketAcceptAddress, which fix_config/acceptor.cfg sets to
+    loopback so that only the logon gateway reaches the acceptor)."""
     import importlib.metadata
 
     try:

@@ -4,10 +4,12 @@ throttle, garbled input, entitlements per port, TLS, and a failing callback."""
 from __future__ import annotations
 
 import itertools
+import socket
 import time
 
 import pytest
 import quickfix as fix
+import simplefix
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -93,6 +95,90 @@ def test_refused_logon_with_reset_leaves_sequence_numbers_untouched(venue):
     time.sleep(0.2)
     assert (session.getExpectedSenderNum(), session.getExpectedTargetNum()) == before
     # the real client resumes where it left off, without a reset
+    back = RawClient(venue.oe, "ALPHA-OE")
+    back.seq = before[1]
+    back.logon("alpha", "alpha-demo", reset=False)
+    clid = cid()
+    back.send("D", order(clid, "BTC-USD", "1", "0.01", "1000.00"))
+    assert back.expect("8", X11=clid)[34] == str(before[0] + 1)
+    back.close()
+
+
+def _advance_and_leave(venue, comp_id: str, user: str, password: str) -> tuple[int, int]:
+    """Log on through the gateway, trade a little, log out: the session's (next sender,
+    next target) sequence numbers, well past 1."""
+    c = logged_on(venue.oe, comp_id, user, password)
+    for _ in range(3):
+        clid = cid()
+        c.send("D", order(clid, "BTC-USD", "1", "0.01", "1000.00"))
+        c.expect("8", X11=clid)
+    c.send("5", [(58, "bye")])
+    c.expect("5")
+    c.close()
+    session = fix.Session.lookupSession(venue.server.app.ctx[comp_id].sid)
+    assert wait_for(lambda: not session.isLoggedOn())
+    seqs = (session.getExpectedSenderNum(), session.getExpectedTargetNum())
+    assert seqs[0] > 2 and seqs[1] > 2
+    return seqs
+
+
+def _this_hosts_address() -> str | None:
+    """An address of this machine other than loopback (where a remote client would come
+    from), or None if it has none."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.254", 9))  # no packet is sent: this only picks the outgoing interface
+            ip = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if ip.startswith("127.") else ip
+
+
+def _reset_logons(comp_id: str) -> bytes:
+    """Two Logons with ResetSeqNumFlag=Y and a NewOrderSingle in one segment, as an attacker
+    who knows the CompIDs would send them straight to the QuickFIX acceptor."""
+    out = b""
+    for seq in (1, 1, 2):
+        m = simplefix.FixMessage()
+        for t, v in ((8, "FIX.4.4"), (35, "A" if seq == 1 else "D"), (49, comp_id), (56, "VENUE"), (34, seq),
+                     (52, now_fix())):
+            m.append_pair(t, v)
+        if seq == 1:
+            for t, v in ((98, 0), (108, 30), (141, "Y"), (553, "alpha"), (554, "guess")):
+                m.append_pair(t, v)
+        else:
+            for t, v in order(cid(), "BTC-USD", "1", "0.01", "1000.00"):
+                m.append_pair(t, v)
+        out += m.encode()
+    return out
+
+
+def test_the_quickfix_acceptor_is_reachable_from_the_gateway_only(venue):
+    """The acceptor behind the gateway listens on loopback (SocketAcceptAddress, the venue's
+    QuickFIX patch) and serves 127.0.0.1 only (AllowedRemoteAddresses): a Logon with 141=Y
+    sent to it directly, from another host or from another loopback address, changes no
+    session state, and the session logs on through the gateway as before."""
+    before = _advance_and_leave(venue, "ALPHA-OE", "alpha", "alpha-demo")
+    port = venue.server._route["ALPHA-OE"]
+    session = fix.Session.lookupSession(venue.server.app.ctx["ALPHA-OE"].sid)
+    ip = _this_hosts_address()
+    if ip is not None:  # as a remote host sees it: nothing listens on the machine's own address
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((ip, port), timeout=5, source_address=(ip, 0)).close()
+    # from 127.0.0.2: the listener takes the connection, QuickFIX refuses it before the session sees a byte
+    s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.2", 0))
+    try:
+        s.sendall(_reset_logons("ALPHA-OE"))
+        s.settimeout(5)
+        try:
+            got = s.recv(4096)
+        except (ConnectionResetError, socket.timeout):
+            got = b""
+        assert got == b"", got  # no Logon, no Logout: closed unanswered
+    finally:
+        s.close()
+    time.sleep(0.3)
+    assert (session.getExpectedSenderNum(), session.getExpectedTargetNum()) == before
     back = RawClient(venue.oe, "ALPHA-OE")
     back.seq = before[1]
     back.logon("alpha", "alpha-demo", reset=False)
