@@ -5,12 +5,17 @@
 
 The engine benchmark's workload (bench/workload.py: 60% passive limits, 25% cancels, 15%
 aggressive limits, over 100 accounts) runs through the whole durable venue (sequencer,
-journal with fsync group commit) on a fresh data directory, for each backend:
+journal with fsync group commit) on a fresh data directory, for each backend and each
+way of running the store:
+
+  follower   the store in its own process following the journal (venue.store.follower:
+             what `venue run` and `venue demo` do)
+  thread     the store on a thread of the venue's process, fed the durable batches
 
   flat out   every command submitted at once. Reference: the same venue without a
              store, in the same round (store_vs_none = durable commands/s with the store
-             subscribed / without: the store must not slow matching). The store's figure
-             is rows/s and commands/s from the first command until it has written the last.
+             / without: the store must not slow matching). The store's figure is rows/s
+             and commands/s from the first command until it has written the last.
   paced      ``--rate`` commands/s for ``--seconds`` (an order-entry rate from FIX): the
              store's lag (durable seq - store seq), sampled every 10 ms; bounded lag =
              it keeps up.
@@ -103,14 +108,18 @@ class LagSampler:
         self._t.join()
 
 
-def start(tmp: str, url: str | None) -> tuple[Any, Any]:
+def start(tmp: str, url: str | None, mode: str = "follower") -> tuple[Any, Any]:
     from venue.core import Venue
     from venue.store import Store
     from venue.store.catchup import open_venue_with_store
+    from venue.store.follower import StoreFollower
 
     v = Venue(tmp, fsync=True, snapshot_every=0)
-    st = None
-    if url:
+    st: Any = None
+    if url and mode == "follower":
+        st = StoreFollower(tmp, url).open()
+        v.open()
+    elif url:
         st = Store(url).open()
         open_venue_with_store(v, st)
     else:
@@ -126,10 +135,10 @@ def start(tmp: str, url: str | None) -> tuple[Any, Any]:
     return v, st
 
 
-def flat_out(backend: Backend | None, ops: list) -> dict[str, float]:
+def flat_out(backend: Backend | None, ops: list, mode: str = "follower") -> dict[str, float]:
     tmp = tempfile.mkdtemp(prefix="bstore")
     try:
-        v, st = start(tmp, backend.url(tmp) if backend else None)
+        v, st = start(tmp, backend.url(tmp) if backend else None, mode)
         rows0 = st.rows_written if st else 0
         t0 = time.perf_counter()
         for c in ops[:-1]:
@@ -140,6 +149,8 @@ def flat_out(backend: Backend | None, ops: list) -> dict[str, float]:
         if st is not None:
             st.wait_for(end, 600)
             t_store = time.perf_counter() - t0
+            while hasattr(st, "status") and st.status().get("last_seq", 0) < end:  # the follower's count follows
+                time.sleep(0.001)
             rows = st.rows_written - rows0
             out |= {"store_commands_per_s": len(ops) / t_store, "store_rows_per_s": rows / t_store,
                     "rows_per_command": rows / len(ops), "drain_s": t_store - t_engine}
@@ -198,22 +209,24 @@ def main() -> None:
     warm, ops = _engine_commands(w, len(setup_commands()) + 2)
     ops = warm + ops
     backends = [Backend(k, args.pg) for k in args.backends.split(",")]
-    res: dict[str, list[dict[str, float]]] = {"none": [], **{b.kind: [] for b in backends}}
+    # "sqlite" = the follower (as the venue runs it), "sqlite_thread" = in-process
+    runs = [(None, "follower", "none")] + [(b, m, b.kind + ("" if m == "follower" else "_thread"))
+                                            for b in backends for m in ("follower", "thread")]
+    res: dict[str, list[dict[str, float]]] = {name: [] for _, _, name in runs}
     for r in range(args.rounds):
-        for b in [None, *backends]:
-            out = flat_out(b, ops)
-            name = b.kind if b else "none"
+        for b, mode, name in runs:
+            out = flat_out(b, ops, mode)
             res[name].append(out)
-            print(f"round {r + 1} {name:10s} " + "  ".join(f"{k} {v:,.1f}" for k, v in out.items()), flush=True)
+            print(f"round {r + 1} {name:17s} " + "  ".join(f"{k} {v:,.1f}" for k, v in out.items()), flush=True)
     summary: dict[str, Any] = {"rounds": args.rounds, "commands": len(ops), "rate": args.rate,
                                "seconds": args.seconds}
     med = {k: {m: statistics.median(x[m] for x in v) for m in v[0]} for k, v in res.items()}
     summary["none_durable_commands_per_s"] = round(med["none"]["durable_commands_per_s"])
-    for b in backends:
-        m = med[b.kind]
+    for _, _, name in runs[1:]:
+        m = med[name]
         for k, v in m.items():
-            summary[f"{b.kind}_{k}"] = round(v, 2)
-        summary[f"{b.kind}_store_vs_none"] = round(m["durable_commands_per_s"] / med["none"]["durable_commands_per_s"], 2)
+            summary[f"{name}_{k}"] = round(v, 2)
+        summary[f"{name}_store_vs_none"] = round(m["durable_commands_per_s"] / med["none"]["durable_commands_per_s"], 2)
     for b in backends:
         p = paced(b, ops, args.rate, args.seconds)
         print(f"paced {b.kind:10s} " + "  ".join(f"{k} {v:,.1f}" for k, v in p.items()), flush=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
@@ -25,6 +26,7 @@ from venue.core import RecoveryReport, Venue
 from venue.operator import operator_command
 from venue.store import Store, default_url
 from venue.store.catchup import open_venue_with_store
+from venue.store.follower import StoreFollower
 
 log = logging.getLogger("venue.runtime")
 
@@ -49,7 +51,7 @@ def register_acceptor(hook: AcceptorHook) -> AcceptorHook:
 @dataclass
 class RunningVenue:
     venue: Venue
-    store: Store | None
+    store: Store | StoreFollower | None
     control: ControlServer
     credential: Credential
     report: RecoveryReport
@@ -85,20 +87,27 @@ class RunningVenue:
 
 def start_venue(data_dir: str, db_url: str | None = None, *, with_store: bool = True, fsync: bool = True,
                 snapshot_every: int = 200_000, progress: Callable[[int], None] | None = None,
-                with_market_data: bool = False) -> RunningVenue:
+                with_market_data: bool = False, store_process: bool = True) -> RunningVenue:
+    """``store_process``: the SQL store follows the journal in its own process
+    (:mod:`venue.store.follower`, the default: it costs matching nothing), or runs on a
+    thread of this one (``False``)."""
     data_dir = os.path.abspath(data_dir)
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
     cred = ensure_local_operator(data_dir)
     venue = Venue(data_dir, fsync=fsync, snapshot_every=snapshot_every)
-    store = None
+    store: Store | StoreFollower | None = None
     md = None
     if with_market_data:
         from marketdata import MarketData
 
         md = MarketData()
     on_replay = md.on_replay if md is not None else None
-    if with_store:
-        store = Store(db_url or default_url(data_dir)).open()
+    url = db_url or default_url(data_dir)
+    if with_store and store_process:
+        store = StoreFollower(data_dir, url).open()
+        report = venue.open(on_replay=on_replay)
+    elif with_store:
+        store = Store(url).open()
         report = open_venue_with_store(venue, store, progress, on_replay)
     else:
         report = venue.open(on_replay=on_replay)
@@ -107,6 +116,13 @@ def start_venue(data_dir: str, db_url: str | None = None, *, with_store: bool = 
     venue.start()
     if store is not None:
         store.start()
+    if isinstance(store, StoreFollower) and progress is not None:  # show the follower catching up
+        done = store.last_seq
+        while done < report.last_seq and not store.failed:
+            time.sleep(0.1)
+            now = store.last_seq
+            progress(now - done)
+            done = now
     control = ControlServer(venue, data_dir, store)
     try:
         control.start()

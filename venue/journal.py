@@ -14,7 +14,11 @@ sequence numbers is corruption: opening refuses with :class:`CorruptJournal` and
 the place, rather than silently skipping past it.
 
 The writer does no threading itself: :class:`venue.sequencer.Sequencer` appends batches
-and calls :meth:`JournalWriter.sync` once per batch (group commit).
+and calls :meth:`JournalWriter.sync` once per batch (group commit). After each sync it
+records the durable sequence number in ``<dir>/durable`` (8 bytes, written in place,
+never fsynced: after a machine crash it can only be behind the journal, never ahead), so
+a reader in another process (:class:`Tail`, the SQL store's follower) takes only what
+can no longer be lost.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 from venue.codec import Record, decode
 from venue.errors import CorruptJournal, JournalError
@@ -32,6 +36,8 @@ VERSION = 1
 _HEADER = struct.Struct("<4sHHQ")  # magic, version, reserved, first seq
 _REC = struct.Struct("<II")  # payload length, crc32
 MAX_RECORD = 16 * 1024 * 1024
+_DURABLE = struct.Struct("<Q")
+DURABLE_FILE = "durable"
 
 
 def frame(payload: bytes) -> bytes:
@@ -206,6 +212,7 @@ class JournalWriter:
         self.path = ""
         self.last_seq = 0
         self.bytes_written = 0
+        self._durable_fd = -1
 
     def open(self) -> Recovery:
         """Scan the journal, cut off a torn tail, and open the last segment for appending."""
@@ -231,7 +238,13 @@ class JournalWriter:
             self.path = last.path
             self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         self.last_seq = rec.last_seq
+        self._durable_fd = os.open(os.path.join(self.directory, DURABLE_FILE), os.O_RDWR | os.O_CREAT, 0o600)
+        self._mark_durable()
         return rec
+
+    def _mark_durable(self) -> None:
+        if self._durable_fd >= 0:
+            os.pwrite(self._durable_fd, _DURABLE.pack(self.last_seq), 0)
 
     def start_segment(self, first_seq: int) -> None:
         """Begin a new segment whose first record will be ``first_seq``."""
@@ -265,12 +278,113 @@ class JournalWriter:
     def sync(self) -> None:
         if self.fsync and self.fd >= 0:
             os.fdatasync(self.fd)
+        self._mark_durable()
 
     def close(self) -> None:
         if self.fd >= 0:
             self.sync()
             os.close(self.fd)
             self.fd = -1
+        if self._durable_fd >= 0:
+            os.close(self._durable_fd)
+            self._durable_fd = -1
+
+
+def durable_seq(directory: str) -> int:
+    """The newest sequence number the running writer has made durable (0 if unknown)."""
+    try:
+        with open(os.path.join(directory, DURABLE_FILE), "rb") as f:
+            data = f.read(_DURABLE.size)
+    except FileNotFoundError:
+        return 0
+    return _DURABLE.unpack(data)[0] if len(data) == _DURABLE.size else 0
+
+
+class Tail:
+    """Follows a journal another process is writing: :meth:`poll` returns the whole
+    records after the last one returned, up to the durable mark, reading only what was
+    appended since the previous poll (and moving on to the next segment when one
+    begins). A record that is not yet whole is waited for; a record that is whole but
+    wrong (checksum, sequence) is corruption and raises."""
+
+    def __init__(self, directory: str, after_seq: int = 0) -> None:
+        self.directory = directory
+        self.last_seq = after_seq
+        self._path = ""
+        self._f: Any = None
+        self._buf = bytearray()
+
+    def _open_next(self) -> bool:
+        """Open the segment holding ``last_seq + 1``; False if none does yet."""
+        want = self.last_seq + 1
+        segs = list_segments(self.directory)
+        cands = [(first, path) for first, path in segs if first <= want]
+        if not cands:
+            return False
+        first, path = cands[-1]
+        if path == self._path:
+            return False
+        if self._f is not None:
+            self._f.close()
+        f = open(path, "rb")
+        head = f.read(_HEADER.size)
+        if len(head) < _HEADER.size:  # being created: try again later
+            f.close()
+            return False
+        _check_header(head, path)
+        self._f, self._path, self._buf = f, path, bytearray()
+        # skip the records at or before last_seq
+        for rec in self._records(upto=want - 1):
+            pass
+        return True
+
+    def _records(self, upto: int) -> list[Record]:
+        out: list[Record] = []
+        if self._f is None:
+            return out
+        self._buf += self._f.read()
+        view = memoryview(self._buf)
+        off, n = 0, len(self._buf)
+        while n - off >= _REC.size:
+            length, crc = _REC.unpack_from(view, off)
+            end = off + _REC.size + length
+            if length > MAX_RECORD:
+                raise CorruptJournal(f"{self._path}: record length {length} beyond the maximum")
+            if end > n:
+                break  # not whole yet
+            payload = bytes(view[off + _REC.size:end])
+            if zlib.crc32(payload) != crc:
+                break  # being written (or torn): the durable mark says whether to wait
+            rec = decode(payload)
+            if rec.seq > upto:
+                break
+            off = end
+            if rec.seq <= self.last_seq:
+                continue
+            if rec.seq != self.last_seq + 1:
+                raise CorruptJournal(f"{self._path}: sequence {rec.seq} after {self.last_seq}")
+            self.last_seq = rec.seq
+            out.append(rec)
+        view.release()
+        del self._buf[:off]
+        return out
+
+    def poll(self, upto: int | None = None) -> list[Record]:
+        """New whole records up to ``upto`` (default: the durable mark)."""
+        limit = durable_seq(self.directory) if upto is None else upto
+        if limit <= self.last_seq:
+            return []
+        if self._f is None and not self._open_next():
+            return []
+        out = self._records(limit)
+        while self.last_seq < limit and self._open_next():  # the rest is in a newer segment
+            out += self._records(limit)
+        return out
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
 
 
 def _fsync_dir(directory: str) -> None:
