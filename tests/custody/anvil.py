@@ -25,10 +25,11 @@ def free_port() -> int:
 
 
 class Anvil:
-    def __init__(self) -> None:
+    def __init__(self, chain_id: int = 31337) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([binary(), "--host", "127.0.0.1", "--port", str(self.port), "--silent"],
+        self.proc = subprocess.Popen([binary(), "--host", "127.0.0.1", "--port", str(self.port), "--silent",
+                                      "--chain-id", str(chain_id)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

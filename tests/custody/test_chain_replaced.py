@@ -88,7 +88,7 @@ def test_the_same_embedded_chain_reopened_is_not_replaced(world: World) -> None:
 
 
 def test_a_real_node_serving_another_chain_is_refused(tmp_path) -> None:
-    first, second = Anvil(), Anvil()
+    first, second = Anvil(), Anvil(chain_id=31338)  # another network (two anvils started in one second share a genesis)
     try:
         eth = EthereumChain.connect(first.url)
         dev = DevChain(eth)
