@@ -316,9 +316,18 @@ class DevChain:
             return to_checksum_address(r["contractAddress"])
 
     def fund(self, asset: ChainAsset, to: str, amount: int) -> str:
-        """Send ``amount`` chain units from the faucet (minting the test token). The txid."""
+        """Send ``amount`` chain units from the faucet (minting the test token). The txid.
+        More ETH than the faucet holds is refused (:class:`InvalidInput` ``faucet_dry``);
+        a node that fails raises :class:`ChainError`."""
         to = checksum(to)
-        with self.chain.lock:
+        if asset.native:
+            have = self.chain.balance(self.faucet, asset)
+            if amount + NATIVE_GAS * self.chain.fee_params()[0] > have:
+                raise InvalidInput("faucet_dry", f"the faucet holds {asset.fmt(have)} {asset.symbol}, "
+                                                 f"less than {asset.fmt(amount)} and the fee")
+        elif amount >= 2 ** 255:
+            raise InvalidInput("amount", f"{asset.symbol} amount too large for the token")
+        with self.chain._rpc(f"faucet transfer of {asset.symbol}"):
             if asset.native:
                 h = self.w3.eth.send_transaction({"from": self.faucet, "to": to, "value": amount})
             else:

@@ -17,6 +17,7 @@ SoftHSM2 token and its PIN files, 0600) or ``keystore/``, ``bitcoinlib/``.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -40,7 +41,7 @@ from custody.software_signer import SoftwareSigner
 from custody.store import Store
 from custody.treasury import Treasury
 from custody.watcher import BitcoinSource, EthereumSource, Watcher
-from custody.withdrawals import Withdrawals
+from custody.withdrawals import STATES, Withdrawals
 from venue.clock import Clock
 from venue.core import Venue
 
@@ -72,7 +73,6 @@ class CustodyService:
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._last_reserves: dict[str, Any] | None = None
         self.last_error = ""
         self.fallback = ""  # set when custody fell back to the software keystore
 
@@ -378,14 +378,43 @@ class CustodyService:
             return self.withdrawals.reject(actor, withdrawal_id, reason)
 
     def list_withdrawals(self, account: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+        if state and state not in STATES:
+            raise InvalidInput("state", f"no withdrawal state {state!r}; one of {', '.join(STATES)}")
         return self.withdrawals.list(account, state)
 
     def withdrawal(self, withdrawal_id: str) -> dict[str, Any] | None:
         return self.withdrawals.get(withdrawal_id)
 
     def set_limits(self, actor: str, account: str, symbol: str, per_tx: str, daily: str) -> Outcome:
+        asset = self._asset(symbol)
         with self._lock:
-            return self.withdrawals.set_limits(actor, account, symbol, per_tx, daily)
+            if self.ledger.account_firm(account) is None:
+                return Outcome.refused("unknown_account", f"unknown account {account}")
+            return self.withdrawals.set_limits(actor, account, asset.symbol if asset else symbol, per_tx, daily)
+
+    def limits(self, account: str | None = None) -> list[dict[str, Any]]:
+        """Withdrawal limits: the defaults, or one account's (set or default) per asset with
+        what it withdrew in the last 24 hours."""
+        out = []
+        for sym, a in sorted(self.assets.items()):
+            if account is None:
+                lim = self.withdrawals.default_limits[sym]
+                out.append({"account": "(default)", "asset": sym, "per_tx": a.fmt(a.to_chain(lim.per_tx)),
+                            "daily": a.fmt(a.to_chain(lim.daily)), "set_by": "config", "withdrawn_24h": ""})
+                continue
+            row = self.store.one("SELECT set_by FROM limits WHERE account=? AND symbol=?", (account, sym))
+            lim = self.withdrawals.limits(account, sym)
+            out.append({"account": account, "asset": sym, "per_tx": a.fmt(a.to_chain(lim.per_tx)),
+                        "daily": a.fmt(a.to_chain(lim.daily)), "set_by": row["set_by"] if row else "config",
+                        "withdrawn_24h": a.fmt(a.to_chain(self.withdrawals.withdrawn_24h(account, sym)))})
+        if account is None:
+            for r in self.store.all("SELECT * FROM limits ORDER BY account, symbol"):
+                a = self.assets.get(r["symbol"])
+                if a is not None:
+                    out.append({"account": r["account"], "asset": r["symbol"],
+                                "per_tx": a.fmt(a.to_chain(int(r["per_tx"]))), "daily": a.fmt(a.to_chain(int(r["daily"]))),
+                                "set_by": r["set_by"], "withdrawn_24h": ""})
+        return out
 
     def pause_broadcast(self, actor: str, paused: bool) -> Outcome:
         """Stop (or resume) sending signed transactions to the network; signing goes on."""
@@ -396,14 +425,27 @@ class CustodyService:
 
     # ================================================================== treasury
     def sweep(self, actor: str, symbol: str | None = None) -> Outcome:
+        if symbol:
+            asset = self._asset(symbol)
+            if asset is None:
+                return Outcome.refused("unknown_asset", f"custody holds no {symbol!r}; it holds {', '.join(sorted(self.assets))}")
+            if asset.chain != ETHEREUM:
+                return Outcome.refused("unsupported", f"{asset.symbol} deposits are not swept (Ethereum assets only)")
+            symbol = asset.symbol
         with self._lock:
             self.store.audit(self.clock.now_ns(), actor, "sweep_requested", symbol or "*")
-            sent = self.treasury.sweep(symbol)
+            try:
+                sent = self.treasury.sweep(symbol)
+            except ChainError as e:
+                return Outcome.refused("chain", str(e))
         return Outcome.done(sent=sent)
 
     def rebalance(self, actor: str) -> Outcome:
         with self._lock:
-            sent = self.treasury.rebalance()
+            try:
+                sent = self.treasury.rebalance()
+            except ChainError as e:
+                return Outcome.refused("chain", str(e))
             self.store.audit(self.clock.now_ns(), actor, "rebalance_requested", "*", sent=len(sent))
         return Outcome.done(sent=sent)
 
@@ -481,21 +523,47 @@ class CustodyService:
             signer_addr = self.addresses.own_key(ATTEST_LABEL, ETHEREUM, "attest")
             v, r, s = self.worker.sign_recoverable(ATTEST_LABEL, keccak(canonical(statement)))
             att = {"statement": statement, "signer": signer_addr, "signature": {"v": v, "r": hex(r), "s": hex(s)}}
-            self._last_reserves = {"attestation": att, "trees": trees}
-            self.store.audit(self.clock.now_ns(), actor, "reserves_published", epoch,
-                             roots={k: v["liabilities"]["root"] for k, v in assets.items()})
+            now = self.clock.now_ns()
+            with self.store.tx():
+                self.store.run("INSERT INTO reserves(epoch, ns, attestation, liabilities) VALUES(?,?,?,?)",
+                               (epoch, now, json.dumps(att, sort_keys=True),
+                                json.dumps({a: {k: str(x) for k, x in t.balances.items()} for a, t in trees.items()},
+                                           sort_keys=True)))
+                self.store.audit(now, actor, "reserves_published", epoch,
+                                 roots={k: v["liabilities"]["root"] for k, v in assets.items()})
         return Outcome.done(**att)
 
-    def liability_proof(self, account: str, asset: str) -> Outcome:
-        """The account's leaf and path in the last published tree of ``asset``."""
-        last = self._last_reserves
-        if last is None or asset not in last["trees"]:
-            return Outcome.refused("no_reserves", "publish reserves first")
-        proof = last["trees"][asset].proof(account)
+    def liability_proof(self, account: str, asset: str, epoch: str = "") -> Outcome:
+        """The account's leaf and path in the tree of ``asset`` of a publication (the
+        latest, or ``epoch``), rebuilt from what was published: it survives restarts."""
+        q = "SELECT * FROM reserves " + ("WHERE epoch=?" if epoch else "ORDER BY ns DESC LIMIT 1")
+        row = self.store.one(q, (epoch,) if epoch else ())
+        if row is None:
+            return Outcome.refused("no_reserves", f"no publication {epoch}" if epoch else "publish reserves first")
+        att = json.loads(row["attestation"])
+        stmt = att["statement"]["assets"].get(asset)
+        balances = json.loads(row["liabilities"]).get(asset)
+        if stmt is None or balances is None:
+            return Outcome.refused("unknown_asset", f"publication {row['epoch']} has no {asset!r}; it has "
+                                                    f"{', '.join(sorted(att['statement']['assets']))}")
+        secret = self.worker.get_secret(RESERVES_SECRET)
+        assert secret is not None
+        tree = MerkleSumTree({a: int(x) for a, x in balances.items()}, secret, row["epoch"], asset)
+        root, total = tree.root
+        if root != stmt["liabilities"]["root"] or str(total) != stmt["liabilities"]["total"]:
+            raise CustodyError(f"publication {row['epoch']}: its {asset} tree no longer rebuilds to its root")
+        proof = tree.proof(account)
         if proof is None:
-            return Outcome.refused("no_leaf", f"{account} had no {asset} balance in the last publication")
-        stmt = last["attestation"]["statement"]["assets"][asset]["liabilities"]
-        return Outcome.done(root=stmt["root"], total=stmt["total"], proof=proof)
+            return Outcome.refused("no_leaf", f"{account} had no {asset} balance in publication {row['epoch']}")
+        return Outcome.done(epoch=row["epoch"], root=root, total=str(total), proof=proof)
+
+    def publications(self, limit: int = 20) -> list[dict[str, Any]]:
+        rows = self.store.all("SELECT epoch, attestation FROM reserves ORDER BY ns DESC LIMIT ?", (limit,))
+        out = []
+        for r in rows:
+            st = json.loads(r["attestation"])["statement"]
+            out.append({"epoch": r["epoch"], **{f"{a}_covered": v["covered"] for a, v in sorted(st["assets"].items())}})
+        return out
 
     # ================================================================== checks
     def audit_trail(self, subject: str | None = None) -> list[dict[str, Any]]:

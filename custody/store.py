@@ -4,7 +4,9 @@ What lives here is what the ledger does not know: which key and address belongs 
 account, what the watcher has seen on each chain, each withdrawal's progress, approvals,
 the address book, limits, the transactions custody signed (persisted *before* they are
 broadcast, so a restart re-sends the same bytes and never signs a second payment) and
-the hash-chained audit trail. Balances are not here: the venue's journal is the truth,
+the hash-chained audit trail, and every proof-of-reserves publication (its signed
+attestation and the balances its trees were built from, so a client's proof can be
+given for it after a restart). Balances are not here: the venue's journal is the truth,
 and custody reconciles against it.
 
 Amounts are stored as decimal text (wei do not fit SQLite's 64-bit integers).
@@ -67,6 +69,8 @@ CREATE TABLE IF NOT EXISTS utxos(
 CREATE TABLE IF NOT EXISTS cold_requests(
     id TEXT PRIMARY KEY, chain TEXT NOT NULL, symbol TEXT NOT NULL, amount_chain TEXT NOT NULL,
     unsigned TEXT NOT NULL, state TEXT NOT NULL, txid TEXT, created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS reserves(
+    epoch TEXT PRIMARY KEY, ns INTEGER NOT NULL, attestation TEXT NOT NULL, liabilities TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit(
     id INTEGER PRIMARY KEY AUTOINCREMENT, ns INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
     subject TEXT NOT NULL, detail TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);

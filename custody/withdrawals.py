@@ -38,6 +38,7 @@ from venue.clock import Clock
 from venue.types import Reject
 
 OPEN = ("requested", "pending_approval", "approved", "signed", "broadcast")
+STATES = OPEN + ("completed", "rejected", "failed")
 COUNTS_FOR_VELOCITY = OPEN + ("completed",)
 _LEDGER_CODES = {int(Reject.INSUFFICIENT_FUNDS): "insufficient_funds", int(Reject.DUPLICATE_FUNDING_ID): "duplicate_funding_id",
                  int(Reject.UNKNOWN_ACCOUNT): "unknown_account", int(Reject.UNKNOWN_ASSET): "unknown_asset"}
