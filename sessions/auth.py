@@ -1,4 +1,5 @@
-"""Logon checks: passwords against slow-KDF hashes, Ed25519-signed logons.
+"""Logon checks: passwords against slow-KDF hashes, Ed25519-signed logons, and the shape
+of the Logon itself (:class:`LogonRules`).
 
 Passwords are stored as ``scrypt$<n>$<r>$<p>$<salt b64>$<hash b64>`` (hashlib.scrypt,
 a memory-hard KDF) and compared in constant time. A signed logon follows Binance's FIX
@@ -22,6 +23,7 @@ from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import NamedTuple
 
+import quickfix as fix
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -62,6 +64,44 @@ def parse_sending_time(s: str) -> float | None:
         except ValueError:
             continue
     return None
+
+
+class LogonRules:
+    """What a Logon must look like before it is passed to QuickFIX. QuickFIX answers a
+    Logon that its data dictionary refuses (a bad CancelOrdersOnDisconnect value, a field
+    the Logon does not declare, no EncryptMethod) with a session Reject and no Logout, and
+    drops one without HeartBtInt: the client would wait for an answer that never comes.
+    The gateway refuses such a Logon with a Logout that says why. The venue also wants
+    EncryptMethod 0 (TLS does the encrypting) and a heartbeat of 1 to 300 seconds (0 would
+    turn off the heartbeats, and with them QuickFIX's detection of a dead peer and its
+    logout timeout; Coinbase caps at 300). Thread-safe (the dictionary is only read)."""
+
+    MAX_HEARTBEAT_S = 300
+
+    def __init__(self, dictionary: str, begin_string: str = "FIX.4.4") -> None:
+        self.begin_string = begin_string
+        self._dd = fix.DataDictionary(dictionary)
+        self._dd.checkFieldsOutOfOrder(False)  # as the acceptor (fix_config/acceptor.cfg)
+
+    def problem(self, raw: bytes, fields: dict[int, str]) -> str | None:
+        """Why the Logon ``raw`` (whose fields are ``fields``) cannot be passed on, or None."""
+        if fields.get(8) != self.begin_string:
+            return f"BeginString must be {self.begin_string}"
+        encrypt = fields.get(98)
+        if encrypt is None:
+            return "EncryptMethod(98) is required"
+        if encrypt != "0":
+            return "EncryptMethod(98) must be 0 (none): connect with TLS for encryption"
+        hb = fields.get(108)
+        if hb is None:
+            return "HeartBtInt(108) is required"
+        if not (hb.isdigit() and 1 <= int(hb) <= self.MAX_HEARTBEAT_S):
+            return f"HeartBtInt(108) must be a whole number of seconds from 1 to {self.MAX_HEARTBEAT_S}"
+        try:
+            self._dd.validate(fix.Message(raw.decode("latin-1"), self._dd, True))
+        except Exception as e:  # QuickFIX's validation errors (IncorrectTagValue, InvalidTagNumber, ...)
+            return f"invalid Logon: {e}"
+        return None
 
 
 class LogonDecision(NamedTuple):

@@ -4,9 +4,12 @@ QuickFIX resets a session's sequence numbers on a Logon with ResetSeqNumFlag=Y b
 application may refuse the Logon (Session::nextLogon resets, then verify() calls
 fromAdmin). So anybody who knows a session's CompIDs could wipe its recovery state with a
 wrong password. The gateway closes that hole: it reads the first message of every
-connection, checks it (:class:`sessions.auth.LogonChecker`), and only a Logon that passes
+connection, checks it (its shape with ``logon_rules``, see :class:`sessions.auth.LogonRules`;
+then the credentials, :class:`sessions.auth.LogonChecker`), and only a Logon that passes
 is passed on to the QuickFIX acceptor listening on loopback; a bad one gets a Logout with
-the reason and a disconnect, and no session state anywhere changes.
+the reason and a disconnect, and no session state anywhere changes. A CompID has at most
+one connection relayed at a time: a second Logon while the first is relayed is refused
+(QuickFIX would hold it unanswered for seconds, then drop it).
 
 After the Logon the gateway relays bytes both ways without reading them. One thread
 multiplexes every connection (selectors/epoll); the checks (scrypt takes tens of ms) and
@@ -58,13 +61,15 @@ class _Conn:
 
 
 Route = Callable[[str], tuple[str, int] | None]  # comp_id -> backend address
+LogonRules = Callable[[bytes, dict[int, str]], str | None]  # (Logon, its fields) -> why not, or None
 
 
 class LogonGateway:
     def __init__(self, name: str, host: str, port: int, checker: LogonChecker, route: Route,
                  roles: tuple[str, ...], on_verified: Callable[[str, dict[int, str]], None],
                  ssl_context: ssl.SSLContext | None = None, logon_timeout: float = 10.0,
-                 max_failures: int = 10, failure_window: float = 60.0, max_address_failures: int = 200) -> None:
+                 max_failures: int = 10, failure_window: float = 60.0, max_address_failures: int = 200,
+                 logon_rules: LogonRules | None = None) -> None:
         self.name = name
         self.host = host
         self.port = port
@@ -72,6 +77,7 @@ class LogonGateway:
         self.route = route
         self.roles = roles
         self.on_verified = on_verified
+        self.logon_rules = logon_rules
         self.ssl_context = ssl_context
         self.logon_timeout = logon_timeout
         self.max_failures = max_failures
@@ -291,6 +297,10 @@ class LogonGateway:
             if self._too_many(self._failures, (c.addr, c.comp_id), self.max_failures):
                 self.refused += 1
                 return self._refuse(c, "too many failed logons; try again later", count=False, fields=f)
+            if self.logon_rules is not None:
+                problem = self.logon_rules(msg, f)
+                if problem:
+                    return self._refuse(c, problem, count=False, fields=f)
             c.state = _CHECKING
             log.debug("gateway %s: checking logon of %s from %s", self.name, c.comp_id, c.addr)
             self._pool.submit(self._check, c, f)
@@ -307,7 +317,6 @@ class LogonGateway:
                 else:
                     backend = socket.create_connection(addr, timeout=5)
                     backend.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    self.on_verified(f.get(49, ""), f)
         except Exception as e:
             log.exception("gateway %s: logon check failed", self.name)
             decision = LogonDecision(False, f"logon failed: {type(e).__name__}", None)
@@ -326,6 +335,17 @@ class LogonGateway:
         if not decision.ok or backend is None:
             log.info("gateway %s: refused logon of %s from %s: %s", self.name, f.get(49), c.addr, decision.reason)
             return self._refuse(c, decision.reason, count=True, fields=f)
+        live = self._relays.get(c.comp_id)
+        if live is not None and live.state == _RELAY and live in self._conns:
+            backend.close()
+            log.info("gateway %s: refused a second logon of %s from %s", self.name, c.comp_id, c.addr)
+            return self._refuse(c, f"{c.comp_id} is already logged on", count=False, fields=f)
+        try:
+            self.on_verified(c.comp_id, f)  # before QuickFIX can see the Logon
+        except Exception:
+            log.exception("gateway %s: logon of %s not handed over", self.name, c.comp_id)
+            backend.close()
+            return self._refuse(c, "logon failed: internal error", count=False, fields=f)
         backend.setblocking(False)
         b = _Conn(backend, "backend", _RELAY)
         b.comp_id = c.comp_id
@@ -423,6 +443,8 @@ class LogonGateway:
 
     def _close(self, c: _Conn) -> None:
         log.debug("gateway %s: closing %s %s state %s", self.name, c.comp_id, c.addr, c.state)
+        if self._relays.get(c.comp_id) is c:
+            del self._relays[c.comp_id]
         if c in self._conns:
             self._conns.discard(c)
             try:

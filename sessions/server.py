@@ -26,7 +26,7 @@ from typing import Any
 import quickfix as fix
 
 from sessions.application import VenueApplication
-from sessions.auth import LogonChecker
+from sessions.auth import LogonChecker, LogonRules
 from sessions.dropcopy import DropCopy
 from sessions.gateway import LogonGateway
 from sessions.marketdata_session import MarketDataSessions
@@ -152,6 +152,7 @@ class FixServer:
         self.trade_capture = TradeCapture(self.app, venue, store, cfg.dictionary, self._gateway_backlog("drop_copy"))
         self.md_sessions: MarketDataSessions | None = None
         self.checker = LogonChecker(self.registry)
+        self.logon_rules = LogonRules(cfg.dictionary)
         self.acceptors: list[_Acceptor] = []
         self.gateways: dict[str, LogonGateway] = {}
         self._route: dict[str, int] = {}
@@ -193,7 +194,7 @@ class FixServer:
         self.venue.subscribe(self._watch_registry)
         for role, port in self.cfg.ports.items():
             gw = LogonGateway(role, self.cfg.host, port, self.checker, self._backend, PORT_ROLES[role],
-                              self.app.note_verified, self._ssl)
+                              self.app.note_verified, self._ssl, logon_rules=self.logon_rules.problem)
             gw.start()
             self.gateways[role] = gw
 

@@ -188,6 +188,38 @@ def test_the_quickfix_acceptor_is_reachable_from_the_gateway_only(venue):
     back.close()
 
 
+@pytest.mark.parametrize("fields,why", [
+    ([(98, 0), (108, 30), (141, "Y"), (8013, "X")], "8013"),  # not a CancelOrdersOnDisconnect value
+    ([(98, 0), (141, "Y")], "HeartBtInt(108)"),  # FIX requires it; QuickFIX drops the Logon
+    ([(98, 0), (108, 0), (141, "Y")], "HeartBtInt(108)"),  # no heartbeat, no dead-peer detection
+    ([(98, 1), (108, 30), (141, "Y")], "EncryptMethod(98)"),
+    ([(108, 30), (141, "Y")], "EncryptMethod(98)"),
+    ([(98, 0), (108, 30), (141, "Y"), (58, "hello")], "invalid Logon"),  # Text is not a Logon field
+])
+def test_a_logon_quickfix_would_leave_unanswered_gets_a_logout_that_says_why(venue, fields, why):
+    venue.wait_offline("ALPHA-OE")
+    c = RawClient(venue.oe, "ALPHA-OE")
+    c.send("A", fields + [(553, "alpha"), (554, "alpha-demo")])
+    lo = c.expect("5")
+    assert why in lo[58], lo
+    assert c.closed()
+
+
+def test_a_second_logon_of_a_logged_on_session_is_refused_and_the_first_goes_on(venue):
+    first = logged_on(venue.oe, "ALPHA-OE", "alpha", "alpha-demo")
+    second = RawClient(venue.oe, "ALPHA-OE")
+    second.logon("alpha", "alpha-demo", expect=False)
+    assert second.expect("5")[58] == "ALPHA-OE is already logged on"
+    assert second.closed()
+    clid = cid()
+    first.send("D", order(clid, "BTC-USD", "1", "0.01", "1000.00"))
+    assert first.expect("8", X11=clid)[150] == "0"
+    first.close()
+    venue.wait_offline("ALPHA-OE")
+    again = logged_on(venue.oe, "ALPHA-OE", "alpha", "alpha-demo")  # once the first is gone, it may
+    again.close()
+
+
 def test_ed25519_signed_logon(venue):
     key = Ed25519PrivateKey.generate()
     pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
