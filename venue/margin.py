@@ -16,7 +16,9 @@ Valuation is in :data:`VALUATION_ASSET` (USD): an asset's price is the *mark* of
 :data:`MARK_BAND_PPM` (1%) of the last trade (the mid alone before any trade, the last
 trade when one side of the book is empty, the last known mark when neither exists): a
 stale quote far from the tape cannot hold the mark up, and one trade cannot drag it far
-from a tight book. For an
+from a tight book. A liquidation's own trades do not count as the last trade here (the
+last other trade does: :attr:`MarginBook.liq_ref`), so a liquidation that empties one
+side of a thin book moves the mark by 1% at most, not to its last fill. For an
 account, *equity* is the value of everything it has minus everything it owes, and its
 *gross position* the value of its net holding of each asset but USD, long or short.
 
@@ -31,15 +33,21 @@ account, *equity* is the value of everything it has minus everything it owes, an
   prices moved or whose balances changed are checked; one below maintenance is
   liquidated inside the same command: its open orders are cancelled and its largest
   positions first (ties by asset code) are reduced on their USD instruments with IOC
-  orders flagged as liquidations (``OrderInfo.liquidation``, ``Trade.liquidation``) at
-  the touch +/- the protection band, until it is back at its initial margin or flat.
-  Their trades move the marks, which may liquidate others (a bounded cascade).
+  orders flagged as liquidations (``OrderInfo.liquidation``, ``Trade.liquidation``),
+  until it is back at its initial margin or flat. Their price limit is the mark -/+ the
+  instrument's protection band, fixed when the liquidation first needs it in a command
+  (:meth:`MarginBook._limit`): it never walks a thin book level by level, and since its
+  fills cannot drag the mark, neither can a later command's limit. Other trades move the
+  marks, which may liquidate others (a bounded cascade).
 - A flat account that still owes more than it has is bankrupt: the insurance fund
   (:data:`INSURANCE_ACCOUNT`) pays the shortfall to the pool; what the fund cannot pay
   the pool writes off. Both are reported (:class:`MarginTransfer`, :class:`Liquidation`).
-- A liquidation that finds no liquidity (or a halted instrument) stalls; the account
-  stays in liquidation (new orders and withdrawals refused) and is tried again after
-  every command that touches a book.
+- A liquidation that finds no liquidity within its limits (or a halted instrument)
+  stalls; the account stays in liquidation (new orders and withdrawals refused) and is
+  tried again after every command that touches a book. If it is bankrupt at the mark
+  (negative equity) and owes no coin (no short left), the insurance fund takes over its
+  holdings instead (``takeover`` transfers, stage ``taken_over``) and pays the debt they
+  leave as above: the fund bought them at the bankruptcy price and may sell them later.
 
 Reduce-only orders (any account) may only reduce the net position in the base asset:
 a sell up to the long position, a buy up to the short one, counting the account's other
@@ -61,7 +69,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from venue import commands as C
 from venue.book import M_FILL_DONE
 from venue.errors import EngineBug
-from venue.events import AdminApplied, CommandRejected, Execution, FundingPosted, InstrumentStatus
+from venue.events import AdminApplied, CommandRejected, Execution, FundingPosted, InstrumentStatus, Trade
 from venue.ledger import FEE_FIRM, PPM
 from venue.types import BUY, IOC, LIMIT, SELL, AccountKind, CancelReason, Reject
 
@@ -130,10 +138,13 @@ def im_ppm(leverage: int) -> int:
     return PPM // max(1, leverage)
 
 
-def mark_price(mkt: Market) -> int:
+def mark_price(mkt: Market, last: int | None = None) -> int:
     """The mark in ticks: the mid bounded to MARK_BAND_PPM around the last trade (0 = the
-    book and the tape give no price)."""
-    bid, ask, last = mkt.book.best_bid(), mkt.book.best_ask(), mkt.last_px
+    book and the tape give no price). ``last`` replaces the market's last trade (margin
+    passes the last trade that was not a liquidation's: :meth:`MarginBook.mark`)."""
+    bid, ask = mkt.book.best_bid(), mkt.book.best_ask()
+    if last is None:
+        last = mkt.last_px
     if bid is not None and ask is not None:
         mid = (bid + ask) // 2
         if last:
@@ -149,6 +160,11 @@ class MarginBook:
         self.engine = engine
         self.liquidating: dict[str, str] = {}  # account -> last reported stage
         self.marks: dict[str, int] = {}  # symbol -> last known mark of a USD instrument
+        # symbol -> [price of its last trade, the last trade before it that was not a
+        # liquidation's (or the mark then)], while its last trade is a liquidation's
+        self.liq_ref: dict[str, list[int]] = {}
+        self._limits: dict[tuple[str, str, int], int] = {}  # this command's liquidation limits
+        self._limits_seq = -1
         self._vm: dict[str, Market] = {}  # asset -> its USD instrument's market
         self._vm_n = -1
         self._id_seq = 0
@@ -184,10 +200,18 @@ class MarginBook:
         mkt = self.value_market(asset)
         if mkt is None:
             return None
-        m = mark_price(mkt)
+        m = self.mark(mkt)
         if not m and not live_only:
             m = self.marks.get(mkt.symbol, 0)
         return (m * mkt.mult, mkt.bpl) if m else None
+
+    def mark(self, mkt: Market) -> int:
+        """The mark of a market (0 = none): its mid bounded by its last trade, where a
+        liquidation's trades do not count (the last other trade does), so that a
+        liquidation's own fills cannot drag the mark, and with it other accounts, down a
+        thin book."""
+        x = self.liq_ref.get(mkt.symbol)
+        return mark_price(mkt, x[1] if x is not None else mkt.last_px)
 
     def nets(self, acct: Account) -> dict[str, int]:
         """Per asset: what the account has (available + held) minus what it owes and what
@@ -417,6 +441,10 @@ class MarginBook:
     def after(self) -> None:
         e = self.engine
         led = e.ledger
+        if self.liq_ref:
+            for x in e._ev:  # (the command's own trades: liquidations have not run yet)
+                if type(x) is Trade and not x.liquidation:
+                    self.liq_ref.pop(x.symbol, None)
         if not led.loans and not self.liquidating:
             return
         ev = e._ev
@@ -445,7 +473,7 @@ class MarginBook:
             for sym in sorted(symbols):
                 mkt = e.markets[sym]
                 if mkt.quote == VALUATION_ASSET and self.value_market(mkt.base) is mkt:
-                    m = mark_price(mkt)
+                    m = self.mark(mkt)
                     if m and m != self.marks.get(sym):
                         self.marks[sym] = m
                         changed.add(mkt.base)
@@ -526,11 +554,17 @@ class MarginBook:
                                      text="margin restored to the initial requirement"))
             return
         if not self._flat(acct):
-            if exhausted and self.liquidating[aid] != "stalled":
-                self.liquidating[aid] = "stalled"
-                e._ev.append(Liquidation(e.seq, e.ts, aid, "stalled", h.equity, h.maintenance,
-                                         text="no liquidity to reduce the positions left; retried as the books change"))
-            return
+            if not exhausted:
+                return  # out of steps this round: the next round or command goes on
+            if h.equity < 0 and self._take_over(acct, h):
+                h = self.health(acct)
+            else:
+                if self.liquidating[aid] != "stalled":
+                    self.liquidating[aid] = "stalled"
+                    e._ev.append(Liquidation(e.seq, e.ts, aid, "stalled", h.equity, h.maintenance,
+                                             text="no liquidity within the liquidation's price limits; retried as "
+                                                  "the books change"))
+                return
         v = VALUATION_ASSET
         owed = led.loan(aid, v)
         b = acct.balance(v)
@@ -556,6 +590,37 @@ class MarginBook:
                 else "positions closed")
         e._ev.append(Liquidation(e.seq, e.ts, aid, stage, h.equity, h.maintenance, covered, written, text))
 
+    def _take_over(self, acct: Account, h: Health) -> bool:
+        """The account is bankrupt at the mark and the books give no liquidity within its
+        limits: the insurance fund takes over its holdings (at the bankruptcy price: it
+        pays the debt they leave, in the settlement that follows). Only holdings: a
+        short (a debt in a coin) stays in liquidation until it can be bought back.
+        False if there is nothing the fund may take over."""
+        e = self.engine
+        led = e.ledger
+        if any(a != VALUATION_ASSET for a in led.loans.get(acct.id, {})):
+            return False
+        taken: list[tuple[str, int]] = []
+        for asset, net in self.nets(acct).items():
+            if asset == VALUATION_ASSET or net <= 0:
+                continue
+            mkt = self.value_market(asset)
+            if mkt is None or mkt.halted or self.price(asset) is None:
+                return False  # no fair price to take it over at
+            taken.append((asset, net))
+        if not taken:
+            return False
+        what = []
+        for asset, amount in taken:
+            acct.bal[asset].avail -= amount  # (its orders are cancelled: what it nets is available)
+            self.fund.balance(asset).avail += amount
+            self._emit_transfer("takeover", acct, asset, amount, INSURANCE_ACCOUNT)
+            what.append(f"{e._fmt(asset, amount)} {asset}")
+        e._ev.append(Liquidation(e.seq, e.ts, acct.id, "taken_over", h.equity, h.maintenance,
+                                 text=f"bankrupt at the mark with no liquidity within the liquidation's price "
+                                      f"limits: the insurance fund took over {', '.join(what)}"))
+        return True
+
     def _flat(self, acct: Account) -> bool:
         """Nothing left that a liquidation order could reduce: no debt but in the valuation
         asset, and every holding below its instrument's minimum order."""
@@ -570,9 +635,8 @@ class MarginBook:
                 return False
         return True
 
-    @staticmethod
-    def _sellable(mkt: Market, lots: int) -> bool:
-        m = mark_price(mkt) or mkt.last_px
+    def _sellable(self, mkt: Market, lots: int) -> bool:
+        m = self.mark(mkt) or mkt.last_px
         return not m or m * lots * mkt.mult >= mkt.inst.min_notional
 
     def _pick(self, acct: Account, h: Health, stuck: set[str]) -> tuple[Market, int, int, int] | None:
@@ -597,8 +661,10 @@ class MarginBook:
                 side, max_lots, touch = BUY, -(-(-net) // mkt.bpl), mkt.book.best_ask()
             if touch is None or max_lots <= 0:
                 continue
-            price = mkt.band_cap(side, touch)
-            mark = mark_price(mkt) or touch
+            price = self._limit(acct, mkt, side, touch)
+            if (touch < price) if side == SELL else (touch > price):
+                continue  # no liquidity within the limit: it stalls rather than walk the book
+            mark = self.mark(mkt) or touch
             if h.equity <= 0:
                 lots = max_lots
             else:
@@ -615,6 +681,21 @@ class MarginBook:
                     continue
             return mkt, side, lots, price
         return None
+
+    def _limit(self, acct: Account, mkt: Market, side: int, touch: int) -> int:
+        """The worst price a liquidation of ``acct`` may trade at on ``mkt`` in this
+        command: the protection band around the mark when it first needs it (the touch if
+        there is no mark), fixed for the rest of the command. Its own fills cannot move the
+        mark past it (see :meth:`mark`), so a later command's limit is no worse than the
+        band around the last trade that was not a liquidation's, moved by 1%."""
+        e = self.engine
+        if self._limits_seq != e.seq:
+            self._limits, self._limits_seq = {}, e.seq
+        key = (acct.id, mkt.symbol, side)
+        px = self._limits.get(key)
+        if px is None:
+            px = self._limits[key] = mkt.band_cap(side, self.mark(mkt) or touch)
+        return px
 
     def _fund_buy(self, acct: Account, mkt: Market, lots: int, price: int) -> int:
         """Borrow what a liquidation buy needs beyond the account's quote (no margin check:
@@ -650,7 +731,21 @@ class MarginBook:
         clid = f"LIQ-{e.seq}-{self._id_n}"
         while clid in acct.by_clid or clid in acct.recent_clid:
             clid += "+"
-        e.place_internal(C.NewOrder(acct.id, clid, mkt.symbol, side, LIMIT, lots, price, tif=IOC), oid)
+        sym = mkt.symbol
+        ref = self.liq_ref.get(sym)
+        base = ref[1] if ref is not None else (mkt.last_px or self.mark(mkt))
+        start = len(e._ev)
+        e.place_internal(C.NewOrder(acct.id, clid, sym, side, LIMIT, lots, price, tif=IOC), oid)
+        for x in e._ev[start:]:  # its trades, and those of any stop order they triggered
+            if type(x) is Trade and x.symbol == sym:
+                if x.liquidation:
+                    ref = [x.price, base]
+                else:
+                    ref, base = None, x.price
+        if ref is not None:
+            self.liq_ref[sym] = ref
+        else:
+            self.liq_ref.pop(sym, None)
 
     # ================================================================ administration
     def _set_leverage(self, c: SetLeverage) -> None:
@@ -719,7 +814,7 @@ class MarginBook:
                 "loan": loan, "withdrawing": out, "net": total - loan - out,
                 "value": (total - loan - out) * p[0] // p[1] if p else None,
                 "symbol": mkt.symbol if mkt is not None else "",
-                "mark": (mark_price(mkt) or self.marks.get(mkt.symbol, 0)) if mkt is not None else 0,
+                "mark": (self.mark(mkt) or self.marks.get(mkt.symbol, 0)) if mkt is not None else 0,
                 "last": mkt.last_px if mkt is not None else 0,
                 "liquidation_price": self.liquidation_price(acct, asset, h) if acct.kind == _MARGIN else 0,
             })
@@ -737,6 +832,7 @@ class MarginBook:
     def dump_state(self) -> dict[str, Any]:
         led = self.engine.ledger
         return {"liquidating": dict(self.liquidating), "marks": dict(self.marks),
+                "liq_ref": {k: list(v) for k, v in self.liq_ref.items()},
                 "loans": {a: dict(d) for a, d in led.loans.items()}, "lent": dict(led.lent),
                 "written_off": dict(led.written_off)}
 
@@ -747,6 +843,7 @@ class MarginBook:
             if o.reduce_only:
                 o.mkt.book.ro_cap = self.reduce_only_cap
         self.marks = dict(d.get("marks", {}))
+        self.liq_ref = {k: list(v) for k, v in d.get("liq_ref", {}).items()}
         led.loans = {a: dict(x) for a, x in d.get("loans", {}).items()}
         led.lent = dict(d.get("lent", {}))
         led.written_off = dict(d.get("written_off", {}))
@@ -755,6 +852,8 @@ class MarginBook:
         h = hashlib.sha256()
         h.update(repr(sorted(self.liquidating.items())).encode())
         h.update(repr(sorted(self.marks.items())).encode())
+        if self.liq_ref:
+            h.update(repr(sorted(self.liq_ref.items())).encode())
         led = self.engine.ledger
         h.update(repr(sorted((a, sorted(d.items())) for a, d in led.loans.items())).encode())
         h.update(repr(sorted((a, x) for a, x in led.lent.items() if x)).encode())

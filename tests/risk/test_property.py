@@ -60,6 +60,7 @@ class LoanObserver(Observer):
         self.written_off = 0
         self.reported_cover = 0
         self.reported_write_off = 0
+        self.taken_over = 0
 
     def feed(self, events: list[Any]) -> None:
         super().feed(events)
@@ -78,6 +79,10 @@ class LoanObserver(Observer):
                     self.totals[key] += e.amount
                     self.totals[(INSURANCE_ACCOUNT, e.asset)] -= e.amount
                     self.covered += e.amount
+                elif e.kind == "takeover":
+                    self.totals[key] -= e.amount
+                    self.totals[(INSURANCE_ACCOUNT, e.asset)] += e.amount
+                    self.taken_over += 1
                 elif e.kind == "write_off":
                     self.loans[key] -= e.amount
                     self.written_off += e.amount

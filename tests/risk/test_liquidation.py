@@ -1,0 +1,119 @@
+"""Liquidation against thin and empty books: the price limit is fixed from the mark
+and the liquidation stalls beyond it; its own fills do not drag the mark (and with it
+everyone else) down the book; what is left when the account is bankrupt at the mark is
+taken over by the insurance fund. Invariants are checked after every step."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from venue import commands as C
+from venue.events import Trade
+from venue.margin import INSURANCE_ACCOUNT, Liquidation, MarginTransfer
+from venue.types import IOC, SELL
+
+from tests.risk.helpers import RiskHarness
+from tests.risk.market import LP, TAKER, move_to, open_market
+
+THIN = ("94000", "89000", "84000", "79000", "74000", "69000", "64000", "59000", "54000", "49000", "44000", "20000")
+
+
+def stages(events: list[Any], account: str = "m1") -> list[str]:
+    return [e.stage for e in events if isinstance(e, Liquidation) and e.account == account]
+
+
+def transfers(events: list[Any], kind: str) -> list[MarginTransfer]:
+    return [e for e in events if isinstance(e, MarginTransfer) and e.kind == kind]
+
+
+def liq_trades(events: list[Any], account: str = "m1") -> list[Trade]:
+    return [t for t in events if isinstance(t, Trade) and t.liquidation and t.taker_account == account]
+
+
+def mark(h: RiskHarness, symbol: str = "BTC-USD") -> int:
+    return h.margin.mark(h.engine.markets[symbol])
+
+
+@pytest.fixture
+def h() -> RiskHarness:
+    h = RiskHarness()
+    open_market(h)
+    move_to(h, "100000")
+    h.margin_account("m1")
+    h.buy("m1", "0.95", "100000.01", tif=IOC)  # ~9.5x long
+    h.check()
+    return h
+
+
+def thin_bids(h: RiskHarness) -> None:
+    """The audit's book: the LP's bids gone, 0.01 BTC bid every 5,000 USD down to 20,000."""
+    h.account("thin", "F2", usd="10000000", btc="0", eth="0")
+    h.do(C.MassCancel("mc", account=LP, symbol="BTC-USD"))
+    for px in THIN:
+        h.buy("thin", "0.01", px)
+    h.sell(LP, "1", "95000")  # an ask, so there is a mid
+
+
+def test_a_liquidation_does_not_walk_a_thin_book(h: RiskHarness) -> None:
+    h.margin_account("m2", leverage=5)
+    h.buy("m2", "0.3", "100000.01", tif=IOC)  # 3x: safe unless the mark falls below ~70,000
+    thin_bids(h)
+    ev = h.sell(TAKER, "0.01", "94000", tif=IOC)  # one trade at 94,000: the mark falls to 93,060
+    m0 = h.px("93060")
+    limit = h.engine.markets["BTC-USD"].band_cap(SELL, m0)  # 5% under the mark
+    assert stages(ev) == ["started", "stalled"]
+    fills = liq_trades(ev)
+    assert [t.price for t in fills] == [h.px("89000")]  # the one bid within the limit; 84,000 is beyond
+    assert all(t.price >= limit for t in fills)
+    orders = {e.info.price for e in ev if getattr(e, "info", None) is not None and e.info.liquidation}
+    assert orders == {limit}  # every liquidation order of the command carries the same fixed limit
+    # its fills did not drag the mark: it stays 1% under the last trade that was not a liquidation
+    assert mark(h) == m0 and mark(h) >= limit
+    assert not stages(ev, "m2") and "m2" not in h.margin.liquidating
+    assert h.margin.report("m1")["state"] == "stalled"
+    h.check()
+    # the next command fixes the limit again from the (undragged) mark: still no bid within it
+    ev = h.buy("thin", "0.01", "30000")
+    assert not liq_trades(ev) and mark(h) == m0
+    h.check()
+
+
+def test_liquidation_trades_do_not_set_the_marks_reference_but_other_trades_do(h: RiskHarness) -> None:
+    thin_bids(h)
+    h.sell(TAKER, "0.01", "94000", tif=IOC)
+    assert h.engine.markets["BTC-USD"].last_px == h.px("89000")  # the tape shows the liquidation
+    assert mark(h) == h.px("93060")  # the mark does not follow it
+    h.do(C.MassCancel("mc2", account="thin"))
+    assert mark(h) == h.px("94000")  # one-sided book: the last trade that was not a liquidation
+    h.sell(LP, "0.01", "94500")  # a plain sell rests ...
+    h.buy(TAKER, "0.01", "94500", tif=IOC)  # ... and a plain trade sets the reference again
+    assert mark(h) == h.px("94500") and "BTC-USD" not in h.margin.liq_ref
+    h.check()
+
+
+def test_bankrupt_at_the_mark_with_no_bids_the_insurance_fund_takes_over(h: RiskHarness) -> None:
+    h.do(C.MassCancel("mc", account=LP, symbol="BTC-USD"))
+    h.buy(LP, "0.01", "80000")
+    fund_usd, fund_btc = h.total(INSURANCE_ACCOUNT, "USD"), h.total(INSURANCE_ACCOUNT, "BTC")
+    owed = h.engine.ledger.loan("m1", "USD")
+    ev = h.sell(TAKER, "0.01", "80000", tif=IOC)  # the last bid goes at 80,000: m1 is worth less than it owes
+    assert stages(ev) == ["started", "taken_over", "bankrupt"]
+    (took,) = transfers(ev, "takeover")
+    assert (took.account, took.asset, took.amount, took.counterparty) == ("m1", "BTC", h.atoms("BTC", "0.95"),
+                                                                        INSURANCE_ACCOUNT)
+    bust = [e for e in ev if isinstance(e, Liquidation)][-1]
+    assert bust.covered == owed and bust.written_off == 0  # the fund paid the debt the coins leave
+    assert h.total(INSURANCE_ACCOUNT, "USD") == fund_usd - owed
+    assert h.total(INSURANCE_ACCOUNT, "BTC") == fund_btc + h.atoms("BTC", "0.95")
+    assert h.engine.ledger.loans == {} and h.margin.report("m1")["gross"] == 0
+    assert "m1" not in h.margin.liquidating
+    h.check()
+
+
+def test_a_stalled_account_that_is_not_bankrupt_is_not_taken_over(h: RiskHarness) -> None:
+    h.do(C.MassCancel("mc", account=LP, symbol="BTC-USD"))
+    h.buy(LP, "0.01", "90000")
+    ev = h.sell(TAKER, "0.01", "90000", tif=IOC)  # equity at 90,000 is still positive
+    assert stages(ev) == ["started", "stalled"] and not transfers(ev, "takeover")
+    h.check()
