@@ -42,6 +42,10 @@ account, *equity* is the value of everything it has minus everything it owes, an
 - A flat account that still owes more than it has is bankrupt: the insurance fund
   (:data:`INSURANCE_ACCOUNT`) pays the shortfall to the pool; what the fund cannot pay
   the pool writes off. Both are reported (:class:`MarginTransfer`, :class:`Liquidation`).
+- A short is bought back with the account's own quote, then with what the pool lends it.
+  When the pool cannot lend enough and the account has nothing left to sell, the
+  insurance fund pays the rest of the buy-back (a ``cover``, reported at once with stage
+  ``covered``), one ask level at a time so that it pays what the buy costs.
 - A liquidation that finds no liquidity within its limits (or a halted instrument)
   stalls; the account stays in liquidation (new orders and withdrawals refused) and is
   tried again after every command that touches a book. If it is bankrupt at the mark
@@ -676,9 +680,10 @@ class MarginBook:
             if lots > max_lots or lots > inst.max_qty:
                 continue  # below the instrument's minimum order: dust
             if side == BUY:
-                lots = self._fund_buy(acct, mkt, lots, price)
-                if lots < inst.min_qty or price * lots * mkt.mult < inst.min_notional:
+                funded = self._fund_buy(acct, h, mkt, lots, price, touch)
+                if funded is None:
                     continue
+                lots, price = funded
             return mkt, side, lots, price
         return None
 
@@ -697,28 +702,71 @@ class MarginBook:
             px = self._limits[key] = mkt.band_cap(side, self.mark(mkt) or touch)
         return px
 
-    def _fund_buy(self, acct: Account, mkt: Market, lots: int, price: int) -> int:
-        """Borrow what a liquidation buy needs beyond the account's quote (no margin check:
-        it closes a short); fewer lots if the pool cannot lend enough."""
-        q = mkt.quote
-        per = price * mkt.mult
-        b = acct.bal.get(q)
+    def _fund_buy(self, acct: Account, h: Health, mkt: Market, lots: int, price: int,
+                  touch: int) -> tuple[int, int] | None:
+        """Pay for a liquidation buy of up to ``lots`` at ``price``: with the account's own
+        quote, then with what the lending pool lends it (no margin check: it closes a
+        short). When the pool cannot lend enough and the account has nothing left to sell,
+        the insurance fund pays the rest (a cover, reported), for the lots of the best ask
+        level only and at its price, so that it pays what the buy costs and no more.
+        Returns (lots, price) to place, or None if not even the instrument's minimum order
+        can be paid for (nothing is moved then)."""
+        q, inst, mult, fee = mkt.quote, mkt.inst, mkt.mult, acct.taker_ppm
+        b, pb, fb = acct.bal.get(q), self.pool.bal.get(q), self.fund.bal.get(q)
         have = b.avail if b is not None else 0
-        pb = self.pool.bal.get(q)
-        pool = pb.avail if pb is not None else 0
+        pool = max(pb.avail, 0) if pb is not None else 0
+        fund = max(fb.avail, 0) if fb is not None else 0
 
-        def need(n: int) -> int:
-            x = per * n
-            return x + x * acct.taker_ppm // PPM
+        def need(n: int, px: int) -> int:
+            x = px * mult * n
+            return x + x * fee // PPM
 
-        if need(lots) > have + pool:
-            lots = (have + pool) * PPM // (per * (PPM + acct.taker_ppm))
-            while lots > 0 and need(lots) > have + pool:
-                lots -= 1
-        short = need(lots) - have
-        if lots > 0 and short > 0:
-            self._borrow(acct, q, short)
-        return lots
+        def most(money: int, n: int, px: int) -> int:
+            """The most lots (up to n) that ``money`` pays for at ``px``."""
+            if need(n, px) <= money:
+                return n
+            n = money * PPM // (px * mult * (PPM + fee))
+            while n > 0 and need(n, px) > money:
+                n -= 1
+            return n
+
+        def order_ok(n: int, px: int) -> bool:
+            return n >= inst.min_qty and px * n * mult >= inst.min_notional
+
+        cover = 0
+        n = most(have + pool, lots, price)
+        if n < lots and fund > 0 and not self._has_holdings(acct):
+            asks = mkt.book.asks
+            level = asks.levels[asks.best_key()]  # (``touch`` is its price)
+            funded = most(have + pool + fund, min(lots, level.qty), touch)
+            if order_ok(funded, touch):
+                n, price = funded, touch
+                cover = max(0, need(n, price) - have - pool)
+        if not order_ok(n, price):
+            return None
+        borrow = min(pool, max(0, need(n, price) - have))
+        if borrow:
+            self._borrow(acct, q, borrow)
+        if cover:
+            e = self.engine
+            self.fund.bal[q].avail -= cover
+            acct.balance(q).avail += cover
+            self._emit_transfer("cover", acct, q, cover, INSURANCE_ACCOUNT)
+            e._ev.append(Liquidation(e.seq, e.ts, acct.id, "covered", h.equity, h.maintenance, cover, 0,
+                                     f"the lending pool cannot lend the {q} to buy back {mkt.base}: the insurance "
+                                     f"fund paid {e._fmt(q, cover)} {q} of it"))
+        return n, price
+
+    def _has_holdings(self, acct: Account) -> bool:
+        """Does the account hold anything but the valuation asset that a liquidation could
+        still sell (now or once its market resumes)?"""
+        for asset, net in self.nets(acct).items():
+            if asset == VALUATION_ASSET or net <= 0:
+                continue
+            mkt = self.value_market(asset)
+            if mkt is not None and net // mkt.bpl >= mkt.inst.min_qty and self._sellable(mkt, net // mkt.bpl):
+                return True
+        return False
 
     def _place(self, acct: Account, mkt: Market, side: int, lots: int, price: int) -> None:
         e = self.engine

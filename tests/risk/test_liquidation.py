@@ -1,7 +1,8 @@
 """Liquidation against thin and empty books: the price limit is fixed from the mark
 and the liquidation stalls beyond it; its own fills do not drag the mark (and with it
 everyone else) down the book; what is left when the account is bankrupt at the mark is
-taken over by the insurance fund. Invariants are checked after every step."""
+taken over by the insurance fund; a short the lending pool cannot finance is bought back
+with the fund's money. Invariants are checked after every step."""
 from __future__ import annotations
 
 from typing import Any
@@ -116,4 +117,56 @@ def test_a_stalled_account_that_is_not_bankrupt_is_not_taken_over(h: RiskHarness
     h.buy(LP, "0.01", "90000")
     ev = h.sell(TAKER, "0.01", "90000", tif=IOC)  # equity at 90,000 is still positive
     assert stages(ev) == ["started", "stalled"] and not transfers(ev, "takeover")
+    h.check()
+
+
+def short_with_a_dry_pool(h: RiskHarness, eth: str = "0") -> None:
+    h.fund_pool(usd="0.01", btc="1000", eth="10000", insurance="1000000")
+    open_market(h)
+    move_to(h, "100000")
+    move_to(h, "3000", "ETH-USD")
+    h.margin_account("m1")
+    if eth != "0":
+        h.ok(C.Deposit("m1-eth", "m1", "ETH", h.atoms("ETH", eth)))
+    h.sell("m1", "0.95" if eth == "0" else "1.4", "99999.99", tif=IOC)
+    h.check()
+
+
+def test_a_short_the_pool_cannot_finance_is_bought_back_with_the_insurance_fund() -> None:
+    h = RiskHarness(pool=False)
+    short_with_a_dry_pool(h)
+    fund = h.total(INSURANCE_ACCOUNT, "USD")
+    ev = move_to(h, "115000")
+    assert stages(ev)[0] == "started" and "covered" in stages(ev) and stages(ev)[-1] == "bankrupt"
+    assert h.engine.ledger.loans == {} and h.total("m1", "USD") == 0 and h.total("m1", "BTC") == 0
+    covers = transfers(ev, "cover")
+    paid = fund - h.total(INSURANCE_ACCOUNT, "USD")
+    assert paid == sum(c.amount for c in covers) > 0
+    assert paid == sum(e.covered for e in ev if isinstance(e, Liquidation))  # every cover reported
+    assert not transfers(ev, "write_off")
+    h.check()
+
+
+def test_the_fund_pays_for_a_buy_back_only_once_nothing_is_left_to_sell() -> None:
+    h = RiskHarness(pool=False)
+    short_with_a_dry_pool(h, eth="2")
+    ev = move_to(h, "116000")
+    assert stages(ev)[0] == "started" and stages(ev)[-1] in ("bankrupt", "closed")
+    first_cover = next(i for i, e in enumerate(ev) if isinstance(e, MarginTransfer) and e.kind == "cover")
+    eth_sales = [i for i, t in enumerate(ev) if isinstance(t, Trade) and t.liquidation and t.symbol == "ETH-USD"]
+    assert eth_sales and max(eth_sales) < first_cover  # the ETH went first
+    assert h.total("m1", "ETH") < h.atoms("ETH", "0.0001") and h.engine.ledger.loans == {}
+    h.check()
+
+
+def test_the_fund_never_pays_for_a_buy_back_it_has_not_got_the_money_for() -> None:
+    h = RiskHarness(pool=False)
+    h.fund_pool(usd="0.01", btc="1000", eth="10000", insurance="0.00000001")
+    open_market(h)
+    move_to(h, "100000")
+    h.margin_account("m1")
+    h.sell("m1", "0.95", "99999.99", tif=IOC)
+    ev = move_to(h, "115000")
+    assert stages(ev) == ["started", "stalled"]  # no money anywhere: it waits, nobody pays
+    assert h.total(INSURANCE_ACCOUNT, "USD") >= 0
     h.check()
