@@ -45,7 +45,7 @@ class SessionCtx:
     """What the application knows of one FIX session."""
 
     __slots__ = ("comp_id", "sid", "rec", "tokens", "last", "cod", "logged_on", "mass_types", "accounts",
-                 "accounts_version", "refused", "logons", "ext")
+                 "accounts_version", "refused", "logons", "ext", "closing")
 
     def __init__(self, comp_id: str, sid: fix.SessionID, rec: SessionRecord) -> None:
         self.comp_id = comp_id
@@ -61,6 +61,7 @@ class SessionCtx:
         self.refused = 0
         self.logons = 0
         self.ext = False  # the Logon asked for the venue's extension tags (25005=Y, see codec)
+        self.closing = False  # the venue is logging this session out (see VenueApplication.log_out)
 
 
 class Outbox:
@@ -177,6 +178,21 @@ class VenueApplication(fix.Application):
         except VenueError:
             self.outbox.put(job)
 
+    def log_out(self, ctx: SessionCtx, reason: str) -> bool:
+        """Log ``ctx``'s session out, once: QuickFIX sends the Logout on its next timer tick
+        (within a second) and disconnects when the client answers or LogoutTimeout passes;
+        messages arriving meanwhile are dropped unanswered. QuickFIX's Session.logout also
+        disables the session, for good: the next Logon the gateway admits enables it again
+        (:meth:`note_verified`). False if the session was already being logged out."""
+        if ctx.closing:
+            return False
+        ctx.closing = True
+        try:
+            fix.Session.lookupSession(ctx.sid).logout(reason)
+        except Exception:
+            log.exception("logout of %s failed", ctx.comp_id)
+        return True
+
     def submit(self, ctx: SessionCtx, cmd: Any, refuse: Callable[[int, str], fix.Message]) -> None:
         try:
             self.venue.submit(cmd)
@@ -196,6 +212,7 @@ class VenueApplication(fix.Application):
             ctx = self.ctx.get(sid.getTargetCompID().getValue())
             if ctx is not None:
                 ctx.logged_on = True
+                ctx.closing = False
                 ctx.logons += 1
                 for fn in self.logon_listeners:
                     fn(ctx)
@@ -228,9 +245,17 @@ class VenueApplication(fix.Application):
         pass
 
     def note_verified(self, comp_id: str, fields: dict[int, str]) -> None:
-        """The gateway checked this Logon (called before it forwards the bytes)."""
+        """The gateway checked this Logon (called before it forwards the bytes; the gateway
+        admits one connection per CompID, so no earlier one of this session is live). A
+        session the venue logged out (throttle, disabled then enabled again) was left
+        disabled by QuickFIX, which would refuse this Logon: enable it."""
         with self._verified_lock:
             self._verified[comp_id] = (fields.get(34, ""), fields.get(52, ""), time.monotonic() + 30, fields)
+        ctx = self.ctx.get(comp_id)
+        if ctx is not None:
+            session = fix.Session.lookupSession(ctx.sid)
+            if session is not None and not session.isEnabled():
+                session.logon()
 
     def fromAdmin(self, msg: fix.Message, sid: fix.SessionID) -> None:
         if msg.getHeader().getField(35) != "A":
@@ -265,6 +290,8 @@ class VenueApplication(fix.Application):
             ctx = self.ctx.get(sid.getTargetCompID().getValue())
             if ctx is None:
                 raise fix.UnsupportedMessageType()
+            if ctx.closing:  # logged out by the venue: the Logout is on its way
+                return
             handler = self.handlers.get(ctx.rec.role, {}).get(mt)
             if handler is None:
                 if mt in ORDER_MSG_TYPES:
@@ -304,11 +331,8 @@ class VenueApplication(fix.Application):
         ctx.refused += 1
         text = f"throttled: more than {rate} messages per second"
         if ctx.tokens < -rate:
-            log.warning("session %s far over its message rate: logged out", ctx.comp_id)
-            try:
-                fix.Session.lookupSession(ctx.sid).logout(f"{text}; logged out")
-            except Exception:
-                log.exception("logout of %s failed", ctx.comp_id)
+            if self.log_out(ctx, f"{text}; logged out"):
+                log.warning("session %s far over its message rate: logged out", ctx.comp_id)
             return False
         seq = msg.getHeader().getField(34)
         if mt == "D":

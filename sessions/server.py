@@ -220,12 +220,11 @@ class FixServer:
                     if type(cmd) is CreateSession:
                         threading.Thread(target=self._new_session, args=(cmd.comp_id,), daemon=True).start()
                     elif type(cmd) is SetSessionEnabled and not cmd.enabled:
+                        # the gateway refuses its logons from now on; enabled again, the
+                        # session's next admitted Logon enables it in QuickFIX too
                         ctx = self.app.ctx.get(cmd.comp_id)
                         if ctx is not None and ctx.logged_on:
-                            try:
-                                fix.Session.lookupSession(ctx.sid).logout("session disabled")
-                            except Exception:
-                                log.exception("could not log out %s", cmd.comp_id)
+                            self.app.log_out(ctx, "session disabled")
 
     def _new_session(self, comp_id: str) -> None:
         rec = self.registry.sessions.get(comp_id)
@@ -242,10 +241,7 @@ class FixServer:
         stop and destroy the acceptors."""
         for ctx in list(self.app.ctx.values()):
             if ctx.logged_on:
-                try:
-                    fix.Session.lookupSession(ctx.sid).logout("venue shutting down")
-                except Exception:
-                    log.exception("logout of %s", ctx.comp_id)
+                self.app.log_out(ctx, "venue shutting down")
         end = time.monotonic() + timeout
         while time.monotonic() < end and any(c.logged_on for c in self.app.ctx.values()):
             time.sleep(0.02)

@@ -309,7 +309,7 @@ def test_cancel_on_disconnect_per_session_and_per_logon(venue):
 
 
 # ------------------------------------------------------------------------------ throttle
-def test_throttle_refuses_then_logs_out(venue):
+def test_throttle_refuses_then_logs_out_once_and_the_session_may_log_on_again(venue, caplog):
     add_session(venue, "SLOW-OE", user="slow", rate=5)
     c = logged_on(venue.oe, "SLOW-OE", "slow", "pw")
     ids = [cid() for _ in range(8)]
@@ -319,11 +319,23 @@ def test_throttle_refuses_then_logs_out(venue):
     throttled = [a for a in answers if a[39] == "8" and "throttled" in a.get(58, "")]
     assert 1 <= len(throttled) <= 4 and all(a[103] == "0" and 25002 not in a for a in throttled)
     assert sum(1 for a in answers if a[150] == "0") >= 4
+    caplog.set_level("WARNING", logger="sessions.application")
     for _ in range(30):
         c.send("D", order(cid(), "BTC-USD", "1", "0.01", "1000.00"))
     lo = c.expect("5", timeout=5)
     assert "throttled" in lo[58] and "logged out" in lo[58]
+    c.send("5", [])  # the Logout's answer: the venue disconnects at once
     assert c.closed()
+    logouts = [r for r in caplog.records if "far over its message rate" in r.getMessage()]
+    assert len(logouts) == 1  # one logout for the whole burst, not one per message
+    # the throttle's logout is no ban: the session logs on again at once, and trades
+    venue.wait_offline("SLOW-OE")
+    again = RawClient(venue.oe, "SLOW-OE")
+    again.logon("slow", "pw")
+    clid = cid()
+    again.send("D", order(clid, "BTC-USD", "1", "0.01", "1000.00"))
+    assert again.expect("8", X11=clid)[150] == "0"
+    again.close()
 
 
 # ------------------------------------------------------------------------------ garbled input
@@ -371,14 +383,23 @@ def test_a_failing_callback_rejects_one_message_and_nothing_else(venue):
         app.handlers["order_entry"]["H"] = original
 
 
-def test_a_session_disabled_while_logged_on_is_logged_out(venue):
+def test_a_session_disabled_while_logged_on_is_logged_out_and_enabled_logs_on_again(venue):
     add_session(venue, "TEMP-OE", user="temp")
     c = logged_on(venue.oe, "TEMP-OE", "temp", "pw")
     venue.execute(A.SetSessionEnabled("TEMP-OE", False))
     assert "disabled" in c.expect("5")[58]
+    assert c.closed()
+    venue.wait_offline("TEMP-OE")
     again = RawClient(venue.oe, "TEMP-OE")
     again.logon("temp", "pw", expect=False)
     assert again.expect("5")[58] == "session disabled"
+    venue.execute(A.SetSessionEnabled("TEMP-OE", True))
+    back = RawClient(venue.oe, "TEMP-OE")
+    back.logon("temp", "pw")
+    clid = cid()
+    back.send("D", order(clid, "BTC-USD", "1", "0.01", "1000.00"))
+    assert back.expect("8", X11=clid)[150] == "0"
+    back.close()
 
 
 def test_operator_cancel_reaches_the_owners_session(venue):
