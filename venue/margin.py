@@ -25,7 +25,12 @@ account, *equity* is the value of everything it has minus everything it owes, an
 - Initial margin (1/leverage of the gross position, e.g. 10% at 10x) is checked before an
   order is accepted if it borrows or adds to the gross position, counting every open
   order as if filled at its own price (equity minus what the open orders would lose
-  against the mark, and their taker fees, must cover it). Withdrawals and leverage
+  against the mark, and their taker fees, must cover it). A market order counts as if
+  it filled :data:`MARKET_SLIPPAGE_PPM` (1%) through the touch (its protection cap, 5%
+  by default, if that is nearer): margining it at the cap would stop a 10x account's
+  market orders at about 6.6x. It still holds and borrows up to the cap, and if it fills
+  worse than the allowance the account may end below its initial margin: the
+  maintenance check after the command watches it like any move. Withdrawals and leverage
   changes are checked the same way, and so is a hold for a pending withdrawal: the money a
   pending withdrawal holds stops being collateral at once (``Ledger.withdrawing``), so
   completing it later changes nothing the margin counts.
@@ -75,7 +80,7 @@ from venue.book import M_FILL_DONE
 from venue.errors import EngineBug
 from venue.events import AdminApplied, CommandRejected, Execution, FundingPosted, InstrumentStatus, Trade
 from venue.ledger import FEE_FIRM, PPM
-from venue.types import BUY, IOC, LIMIT, SELL, AccountKind, CancelReason, Reject
+from venue.types import BUY, IOC, LIMIT, MARKET, SELL, AccountKind, CancelReason, Reject
 
 if TYPE_CHECKING:
     from venue.engine import Engine, Market
@@ -89,6 +94,7 @@ INSURANCE_ACCOUNT: Final = "VENUE-INSURANCE"
 VALUATION_ASSET: Final = "USD"
 MAX_LEVERAGE: Final = 10
 MARK_BAND_PPM: Final = 10_000  # the mark stays within 1% of the last trade
+MARKET_SLIPPAGE_PPM: Final = 10_000  # a market order is margined as if it filled 1% through the touch
 LIQ_ID_BASE: Final = 1 << 52  # liquidation order ids: LIQ_ID_BASE + seq * LIQ_IDS_PER_COMMAND + n
 LIQ_IDS_PER_COMMAND: Final = 1_000_000
 MAX_ROUNDS: Final = 16  # cascade rounds per command
@@ -314,7 +320,13 @@ class MarginBook:
             mkt.book.ro_cap = self.reduce_only_cap  # enforce it at fill time too
         if acct.kind != _MARGIN:
             return None
-        return self._margin_check(e, acct, asset, need, (mkt, c.side, price, qty, acct.taker_ppm), None)
+        ref = price
+        if c.ord_type == MARKET:  # margined at the slippage allowance, not at its protection cap
+            if c.side == BUY:
+                ref = min(price, mkt.book.best_ask() * (PPM + MARKET_SLIPPAGE_PPM) // PPM)
+            else:
+                ref = max(price, -(-mkt.book.best_bid() * (PPM - MARKET_SLIPPAGE_PPM) // PPM))
+        return self._margin_check(e, acct, asset, need, (mkt, c.side, ref, qty, acct.taker_ppm), None)
 
     def check_amend(self, e: Engine, o: Order, price: int, leaves: int) -> tuple[int, str] | None:
         acct = o.acct

@@ -12,7 +12,7 @@ import pytest
 from venue import commands as C
 from venue.events import CommandRejected, Execution, FundingPosted, Trade
 from venue.margin import INSURANCE_ACCOUNT, LENDING_ACCOUNT, Liquidation, MarginTransfer, SetLeverage
-from venue.types import BUY, IOC, SELL, CancelReason, ExecKind, Reject
+from venue.types import BUY, IOC, MARKET, SELL, CancelReason, ExecKind, Reject
 
 from tests.risk.helpers import RiskHarness
 from tests.risk.market import LP, TAKER, move_to, open_market
@@ -262,3 +262,20 @@ def test_execution_events_of_liquidations_carry_the_flag(h: RiskHarness) -> None
     new = [e for e in execs(ev, ExecKind.NEW) if e.info.liquidation]
     assert new and all(e.info.account == "m1" and e.info.cl_ord_id.startswith("LIQ-") for e in new)
     assert all(isinstance(e, Execution) for e in new)
+
+
+def test_market_orders_are_margined_at_the_slippage_allowance_not_the_protection_cap(h: RiskHarness) -> None:
+    """The touch is 100000.01: margined at its 5% cap (105000.01) a 10x account's market
+    buy stopped at ~6.6x; at the 1% allowance (101000.01) 9x passes and 9.5x does not."""
+    r = rejected(h.buy("m1", "0.95", ord_type=MARKET))
+    assert r.code == Reject.MARGIN_INSUFFICIENT
+    assert r.text == ("initial margin: equity 9049.9905 USD (open orders filled) is below the 9500 USD that 10x "
+                      "needs for a gross position of 95000")
+    ev = h.buy("m1", "0.9", ord_type=MARKET)
+    (b,) = transfers(ev, "borrow")
+    assert b.amount == usd(h, "84500.009")  # it still holds (and borrows) up to its cap, 105000.01 ...
+    (f,) = [e for e in execs(ev, ExecKind.FILL) if e.info.account == "m1"]
+    assert f.last_px == h.px("100000.01") and f.last_qty == h.lots("0.9")
+    assert h.engine.ledger.loans == {"m1": {"USD": usd(h, "80000.009")}}  # ... and repays what the fill did not use
+    rejected(h.sell("m1", "1", ord_type=MARKET))  # flipping to a 10x short: the same allowance
+    h.check()
