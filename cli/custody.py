@@ -22,6 +22,7 @@ line. A refusal comes back as one line: ``<code>: <reason>``.
     venue custody pause-broadcast|resume-broadcast
     venue custody audit [--subject S] [--verify]  custody's hash-chained audit trail
     venue custody reserves [--proof ACCOUNT --asset USD [--epoch E]] [--list]
+    venue custody chain-balance ADDRESS [ASSET]   what an address holds on-chain
     venue custody faucet ASSET TO AMOUNT          demo chain only: test coins to an address or account
 """
 from __future__ import annotations
@@ -31,7 +32,8 @@ from typing import Any, Callable
 import click
 
 from cli.control import ControlClient, ControlContext, ControlError, register, register_status
-from cli.output import emit, failing_cleanly, json_option
+from cli.runtime import register_acceptor
+from cli.output import Failure, emit, failing_cleanly, json_option, one_line
 
 # ===================================================================== in the venue
 
@@ -59,6 +61,14 @@ def _answer(outcome: Any) -> Any:
     if not outcome.ok:
         raise ControlError(f"{outcome.code}: {outcome.reason}")
     return outcome.data or {}
+
+
+WITHDRAWAL = ("id", "account", "symbol", "amount", "destination", "state", "approvals", "approvals_required",
+              "requested_by", "txid", "reason")
+
+
+def _withdrawal(data: dict) -> dict:
+    return {k: data.get(k) for k in WITHDRAWAL} if "approvals_required" in data else data
 
 
 def _acted(ctx: ControlContext, name: str, args: dict, outcome: Any) -> Any:
@@ -107,22 +117,22 @@ def _deposits(ctx: ControlContext, args: dict) -> Any:
 @op("custody.withdraw", help="request a withdrawal (held at once, then policy and approvals)")
 def _withdraw(ctx: ControlContext, args: dict) -> Any:
     account, asset, amount, dest = _need(args, "account", "asset", "amount", "destination")
-    return _acted(ctx, "custody.withdraw", args,
-                  _svc(ctx).request_withdrawal(ctx.operator, account, asset, amount, dest,
-                                                request_id=str(args.get("request_id") or "")))
+    return _withdrawal(_acted(ctx, "custody.withdraw", args,
+                              _svc(ctx).request_withdrawal(ctx.operator, account, asset, amount, dest,
+                                                           request_id=str(args.get("request_id") or ""))))
 
 
 @op("custody.approve", help="approve a pending withdrawal")
 def _approve(ctx: ControlContext, args: dict) -> Any:
     (wid,) = _need(args, "withdrawal_id")
-    return _acted(ctx, "custody.approve", args, _svc(ctx).approve(ctx.operator, wid))
+    return _withdrawal(_acted(ctx, "custody.approve", args, _svc(ctx).approve(ctx.operator, wid)))
 
 
 @op("custody.reject", help="reject a withdrawal and release its hold")
 def _reject(ctx: ControlContext, args: dict) -> Any:
     (wid,) = _need(args, "withdrawal_id")
     why = ctx.reason or str(args.get("reason") or "")
-    return _acted(ctx, "custody.reject", args, _svc(ctx).reject(ctx.operator, wid, why))
+    return _withdrawal(_acted(ctx, "custody.reject", args, _svc(ctx).reject(ctx.operator, wid, why)))
 
 
 @op("custody.withdrawals", help="withdrawals and their state")
@@ -228,6 +238,12 @@ def _reserves(ctx: ControlContext, args: dict) -> Any:
     return _acted(ctx, "custody.reserves", args, svc.reserves(ctx.operator))
 
 
+@op("custody.chain_balance", help="what an address holds on-chain, per asset")
+def _chain_balance(ctx: ControlContext, args: dict) -> Any:
+    (address,) = _need(args, "address")
+    return _answer(_svc(ctx).chain_balance(address, str(args.get("asset") or "")))
+
+
 @op("custody.faucet", help="demo chain: send test coins to an address or an account's deposit address")
 def _faucet(ctx: ControlContext, args: dict) -> Any:
     asset, to, amount = _need(args, "asset", "to", "amount")
@@ -242,6 +258,59 @@ def _status(venue: Any) -> dict:
 
 
 register_status("custody", _status)
+
+# ===================================================================== starting it
+
+
+CUSTODY_CONFIG_ENV = "VENUE_CUSTODY_CONFIG"
+DEMO_HELP = """\
+  deposit:   venue custody address ALPHA-1 ETH; venue custody faucet ETH ALPHA-1 2.5; venue custody deposits
+  withdraw:  venue custody addresses add ALPHA-1 ETH 0x...; venue custody withdraw ALPHA-1 ETH 1 0x...;
+             two approvers (ops-alice, ops-bob, ops-carol: 'venue operators set ops-alice') approve both"""
+
+
+def custody_config_path(data_dir: str) -> str | None:
+    """The custody configuration ``venue run`` uses: VENUE_CUSTODY_CONFIG, else
+    ``<data_dir>/custody.toml``; None if there is none (custody is not started)."""
+    import os
+
+    path = os.environ.get(CUSTODY_CONFIG_ENV) or os.path.join(data_dir, "custody.toml")
+    return path if os.path.exists(path) or os.environ.get(CUSTODY_CONFIG_ENV) else None
+
+
+def describe(svc: Any) -> str:
+    """What the operator should know about a custody that just started (a few lines)."""
+    st = svc.status()
+    chain = (f"embedded Ethereum chain (in this process, chain id {st['chain_id']})" if svc.dev is not None
+             and svc.eth.name == "embedded" else f"Ethereum node {svc.eth.name} (chain id {st['chain_id']})")
+    signer = {"pkcs11": "keys in a PKCS#11 token", "software": "KEYS IN THE SOFTWARE KEYSTORE"}.get(st["signer"],
+                                                                                                   st["signer"])
+    lines = [f"Custody: {chain}, {st['confirmations']} confirmations, {signer}; assets {', '.join(st['assets'])}"]
+    if st.get("signer_warning"):
+        lines.append(f"  WARNING: {st['signer_warning']}")
+    if getattr(svc, "demo_note", ""):
+        lines.append(f"  {svc.demo_note}")
+    return "\n".join(lines)
+
+
+def _start_for_run(running: Any, cfg: Any) -> Any:
+    """``venue run``'s front-end hook: start custody when a custody configuration exists."""
+    path = custody_config_path(running.venue.data_dir)
+    if path is None:
+        return None
+    from custody.config import load_custody_config
+    from custody.demo import start_custody
+    from custody.errors import CustodyError
+
+    try:
+        svc = start_custody(running.venue, load_custody_config(path))
+    except CustodyError as e:
+        raise Failure(f"custody could not start ({path}): {one_line(e)}") from None
+    click.echo(describe(svc))
+    return svc
+
+
+register_acceptor(_start_for_run)
 
 # ===================================================================== the command line
 
@@ -329,6 +398,9 @@ _command(custody, "reserves", "custody.reserves",
          click.option("--asset", default=None, help="The ledger asset of --proof (e.g. ETH, USD)."),
          click.option("--epoch", default=None, help="The publication of --proof (default: the latest)."),
          click.option("--list", "list_", is_flag=True, help="List the publications instead."))
+_command(custody, "chain-balance", "custody.chain_balance",
+         "What ADDRESS holds on-chain (read from the node; of ASSET, or every asset on its chain).",
+         click.argument("address"), click.argument("asset", required=False))
 _command(custody, "faucet", "custody.faucet", "Demo chain only: send AMOUNT ASSET to TO (an address or an account).",
          click.argument("asset"), click.argument("to"), click.argument("amount"), amounts=True)
 

@@ -1,6 +1,7 @@
 """The ``venue`` command line."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -40,6 +41,7 @@ def cli(verbose: int) -> None:
 def demo(data_dir: str, fix_ports: str, redis_url: str, redis_prefix: str) -> None:
     """Start the demo venue on its embedded defaults (resumes DIR if it holds one)."""
     from cli.demo import CONNECT_HELP, demo_commands
+    from cli.output import Failure, one_line
     from sessions.server import FixConfig, FixServer
 
     from cli.runtime import start_redis_publisher, start_venue
@@ -53,24 +55,49 @@ def demo(data_dir: str, fix_ports: str, redis_url: str, redis_prefix: str) -> No
         click.echo(f"seeded a new demo venue in {data_dir}")
     else:
         click.echo(f"resumed the demo venue in {data_dir} at sequence {running.report.last_seq}")
+    fix_server = None
     try:
         ports = [int(p) for p in fix_ports.split(",")]
         if len(ports) != 3:
             raise click.BadParameter("three ports: order entry, drop copy, market data", param_hint="--fix-ports")
         fix_server = FixServer(v, FixConfig(data_dir=data_dir, ports=dict(zip(("order_entry", "drop_copy", "market_data"), ports))),
                                store=running.store, market_data=running.market_data)
-        fix_server.start()
+        try:
+            fix_server.start()
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+            raise Failure(f"a FIX port of {fix_ports} is already in use (is another venue running?); "
+                          f"choose others with --fix-ports, or 0,0,0 for any free ports") from None
+        running.front_ends.append(fix_server)
+        fix, fix_server = fix_server, None  # running.stop() stops it from here on
         if redis_url:
             start_redis_publisher(running, redis_url, redis_prefix)
             click.echo(f"market data published to {redis_url} (prefix {redis_prefix})")
         from cli.control import register_status
 
-        register_status("fix", lambda _v: fix_server.status())
-    except Exception:
+        register_status("fix", lambda _v: fix.status())
+        # custody: the embedded chain with its faucet, a SoftHSM2 token under the data directory
+        from cli.custody import DEMO_HELP, describe
+        from custody.demo import start_demo_custody
+        from custody.errors import CustodyError
+
+        try:
+            custody = start_demo_custody(v)
+        except CustodyError as e:
+            raise Failure(f"custody could not start: {one_line(e)}") from None
+        running.front_ends.append(custody)  # stopped first: before the FIX server and the venue
+    except BaseException:
+        if fix_server is not None:  # started in part (a port in use)
+            try:
+                fix_server.stop()
+            except Exception:
+                logging.getLogger("venue.demo").exception("stopping the FIX server failed")
         running.stop()
         raise
-    running.front_ends.append(fix_server)
-    click.echo(CONNECT_HELP.format(host=fix_server.cfg.host, data_dir=data_dir, **fix_server.ports()))
+    click.echo(CONNECT_HELP.format(host=fix.cfg.host, data_dir=data_dir, **fix.ports()))
+    click.echo(describe(custody))
+    click.echo(DEMO_HELP)
     click.echo(f"Control: 'venue status', 'venue halt BTC-USD', ... (operator credential in {data_dir}/operator.secret)",
                err=False)
     _wait_for_signal()

@@ -52,8 +52,11 @@ def use_data_dir(path: str) -> None:
 
 def _bcl() -> Any:
     import logging
+    import warnings
 
-    from bitcoinlib import keys, transactions  # noqa: F401  (imported after BCL_DATA_DIR is set)
+    with warnings.catch_warnings():  # its SQLAlchemy 1.x idioms and an unclosed file, on import
+        warnings.simplefilter("ignore")
+        from bitcoinlib import keys, transactions  # noqa: F401  (imported after BCL_DATA_DIR is set)
     logging.getLogger("bitcoinlib").setLevel(logging.ERROR)
     return keys, transactions
 

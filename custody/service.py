@@ -75,6 +75,7 @@ class CustodyService:
         self._stop = threading.Event()
         self.last_error = ""
         self.fallback = ""  # set when custody fell back to the software keystore
+        self.demo_note = ""  # what the demo's start did for the newcomer (custody.demo)
 
     # ================================================================== life cycle
     def open(self) -> CustodyService:
@@ -299,7 +300,8 @@ class CustodyService:
             d = dict(r)
             a = self.assets.get(r["symbol"])
             d["amount"] = a.fmt(int(r["amount_chain"])) if a else r["amount_chain"]
-            d["confirmations"] = max(0, heads.get(r["chain"], 0) - int(r["height"]) + 1)
+            replaced = r["state"] == "abandoned" or "replaced" in r["reason"]  # its block is on a chain gone
+            d["confirmations"] = None if replaced else max(0, heads.get(r["chain"], 0) - int(r["height"]) + 1)
             out.append(d)
         return out
 
@@ -456,6 +458,25 @@ class CustodyService:
     def cold_submit(self, actor: str, request_id: str, raw_hex: str) -> Outcome:
         with self._lock:
             return self.treasury.cold_submit(actor, request_id, raw_hex)
+
+    def chain_balance(self, address: str, symbol: str = "") -> Outcome:
+        """What ``address`` holds on-chain (Ethereum: read from the node at its head)."""
+        if symbol:
+            asset = self._asset(symbol)
+            if asset is None:
+                return Outcome.refused("unknown_asset", f"custody holds no {symbol!r}")
+            wanted = [asset]
+        else:
+            wanted = [a for a in self.assets.values() if a.chain == ETHEREUM]
+        if any(a.chain != ETHEREUM for a in wanted) or self.eth is None:
+            return Outcome.refused("unsupported", "on-chain balances are read for Ethereum assets only")
+        try:
+            address = checksum(address)
+            return Outcome.done(address=address, **{a.symbol: a.fmt(self.eth.balance(address, a)) for a in wanted})
+        except InvalidInput as e:
+            return Outcome.refused(e.code, e.text)
+        except ChainError as e:
+            return Outcome.refused("chain", str(e))
 
     def hot_addresses(self) -> dict[str, str]:
         return {chain: addr for chain, (_label, addr) in self.hot.items()}
