@@ -33,15 +33,17 @@ def expire_at(seconds: float) -> str:
     return t.strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
 
 
-def random_flow(rng: random.Random, alpha: Any, beta: Any, n: int) -> None:
-    """``n`` FIX requests of ALPHA-OE and BETA-OE on ETH-USD, pipelined (no waiting)."""
+def random_flow(rng: random.Random, alpha: Any, beta: Any, n: int, prefix: str = "") -> set[str]:
+    """``n`` FIX requests of ALPHA-OE and BETA-OE on ETH-USD, pipelined (no waiting);
+    returns the ClOrdIDs of the requests sent."""
     sent: dict[Any, list[str]] = {alpha: [], beta: []}
+    asked: set[str] = set()
     for i in range(n):
         c = alpha if rng.random() < 0.5 else beta
         side = rng.choice("12")
         px = f"{3000 + rng.randint(-20, 20) * 0.5:.2f}"
         qty = f"{rng.randint(1, 60) / 100:.2f}"
-        clid = f"{'a' if c is alpha else 'b'}{i}"
+        clid = f"{prefix}{'a' if c is alpha else 'b'}{i}"
         x = rng.random()
         if x < 0.55:
             c.send("D", order(clid, "ETH-USD", side, qty, px))
@@ -58,10 +60,18 @@ def random_flow(rng: random.Random, alpha: Any, beta: Any, n: int) -> None:
         elif sent[c]:
             c.send("G", [(11, clid), (41, rng.choice(sent[c])), (55, "ETH-USD"), (54, side), (38, qty), (40, "2"),
                          (44, px), (60, now_fix())])
+            asked.add(clid)
             continue
         else:
             continue
         sent[c].append(clid)
+        asked.add(clid)
+    return asked
+
+
+def answered(*readers: Any) -> set[str]:
+    """ClOrdIDs that got an ExecutionReport or an OrderCancelReject on their own session."""
+    return {m[11] for r in readers for m in list(r.msgs) if m.type in ("8", "9") and 11 in m}
 
 
 def open_orders(w: World, account: str) -> list[int]:
@@ -91,11 +101,14 @@ def test_every_execution_of_the_entitled_firms_once_with_797(world: World) -> No
         time.sleep(0.3)
         w.venue.execute(C.Halt("ETH-USD", cancel_book=True, reason="test halt"))
         w.venue.execute(C.Resume("ETH-USD", "resumed"))
-        random_flow(rng, alpha, beta, 200)
-        # the last GTD orders expire within 1.5 s, on a Tick of the sequencer
+        asked = random_flow(rng, alpha, beta, 200, prefix="last-")  # ClOrdIDs unique to this flow
+        # every pipelined request has been processed (answered from its durable events), so
+        # no more client commands can arrive ...
+        wait_until(lambda: asked <= answered(ra, rb), what="answers to the last flow")
+        # ... then the last GTD orders expire within 1.5 s, on a Tick of the sequencer
         wait_until(lambda: not w.venue.query(lambda e: [o for o in e.orders.values() if o.info.tif == 6]),
                    timeout=10, what="GTD expiry")
-        w.quiet()  # every pipelined request has been processed: nothing more will be copied
+        w.venue.query(lambda e: e.seq)  # its reply follows the publication of every event before it
         want = w.expected()
         wait_until(lambda: {m[17] for m in broker.of_type("8")} >= set(want), what="every copy")
         time.sleep(0.3)  # anything extra would arrive now

@@ -75,20 +75,6 @@ class World:
             time.sleep(0.02)
         raise AssertionError(f"{comp_id} still logged on")
 
-    def quiet(self, still: float = 1.0, timeout: float = 30.0) -> int:
-        """Wait until the engine's sequence number has not moved for ``still`` seconds:
-        pipelined FIX requests may still be on their way in when the senders return."""
-        end = time.monotonic() + timeout
-        last, since = self.venue.query(lambda e: e.seq), time.monotonic()
-        while time.monotonic() - since < still:
-            if time.monotonic() > end:
-                raise AssertionError("the venue never went quiet")
-            time.sleep(0.05)
-            seq = self.venue.query(lambda e: e.seq)
-            if seq != last:
-                last, since = seq, time.monotonic()
-        return last
-
     def settle(self) -> None:
         """Everything submitted so far is processed and in the store."""
         seq = self.venue.query(lambda e: e.seq)
