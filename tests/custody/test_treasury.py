@@ -69,3 +69,44 @@ def test_proof_of_reserves(world: World) -> None:
     tampered = {**att, "statement": {**att["statement"], "epoch": "0"}}
     assert not verify_attestation(tampered)
     assert not svc.liability_proof("VENUE-GAS", "ETH").ok  # the venue's own money is not a liability
+
+
+def test_sweeps_move_the_coins_to_the_hot_wallet_and_mark_the_deposits_swept(world: World) -> None:
+    svc = world.svc
+    world.fund_gas("2")
+    hot = svc.hot_addresses()["ethereum"]
+    eth, usdc = svc.assets["ETH"], svc.assets["USDC"]
+    hot_eth, hot_usdc = world.eth.balance(hot, eth), world.eth.balance(hot, usdc)
+    eth_addr = svc.deposit_address("ALPHA-1", "ETH").data["address"]
+    usdc_addr = svc.deposit_address("ALPHA-1", "USDC").data["address"]
+    world.cfg.auto_sweep = False
+    world.deposit("ALPHA-1", "ETH", "3")
+    world.deposit("ALPHA-1", "USDC", "1500")
+    world.settle()
+    assert {d["state"] for d in svc.deposits("ALPHA-1")} == {"credited"}
+    assert world.eth.balance(eth_addr, eth) == world.units("ETH", "3")  # nothing moved yet
+    assert not svc.sweep("ops-alice", "DOGE").ok
+    assert svc.sweep("ops-alice").ok  # the ETH is swept; the USDC address first gets gas from the hot wallet
+    world.cfg.auto_sweep = True
+    world.settle()
+    deps = {d["symbol"]: d for d in svc.deposits("ALPHA-1")}
+    assert deps["ETH"]["state"] == "swept" and deps["USDC"]["state"] == "swept"
+    for sym, addr in (("ETH", eth_addr), ("USDC", usdc_addr)):
+        tx = svc.store.one("SELECT * FROM chain_txs WHERE txid=?", (deps[sym]["sweep_txid"],))
+        assert tx["kind"] == "sweep" and tx["state"] == "confirmed"
+        assert tx["from_addr"] == addr and tx["to_addr"] == hot and tx["symbol"] == sym
+    # the coins are in the hot wallet: all the tokens, the ETH less the sweep's fee (a little
+    # dust of the fee bound stays behind)
+    assert world.eth.balance(usdc_addr, usdc) == 0
+    assert world.eth.balance(hot, usdc) == hot_usdc + world.units("USDC", "1500")
+    assert world.eth.balance(eth_addr, eth) < world.units("ETH", "0.001")
+    topups = svc.store.all("SELECT amount_chain FROM chain_txs WHERE kind='topup' AND to_addr=?", (usdc_addr,))
+    assert len(topups) == 1
+    assert world.eth.balance(hot, eth) > hot_eth + world.units("ETH", "3") - int(topups[0]["amount_chain"]) \
+        - world.units("ETH", "0.01")
+    # the client's balance did not change; the venue's gas account paid every fee
+    assert world.balance("ALPHA-1", "ETH") == (world.atoms("ETH", "3"), 0)
+    assert world.balance("ALPHA-1", "USD") == (world.atoms("USDC", "1500"), 0)
+    assert world.onchain("ETH") == world.external("ETH")
+    assert world.onchain("USD") == world.external("USD")
+    assert world.conserved()
