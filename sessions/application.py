@@ -261,6 +261,15 @@ class VenueApplication(fix.Application):
         if msg.getHeader().getField(35) != "A":
             return
         comp = sid.getTargetCompID().getValue()
+        session = fix.Session.lookupSession(sid)
+        if session is not None and session.isLoggedOn():
+            # A Logon inside an established session: FIX 4.4 lets a side reset the sequence
+            # numbers in session with ResetSeqNumFlag=Y (QuickFIX lets nothing else through
+            # here, and has reset them already). It came over the connection the gateway
+            # admitted, QuickFIX giving a session to one connection at a time, so it needs
+            # no check of its own: QuickFIX answers with a Logon 141=Y, the session goes on.
+            log.info("session %s reset its sequence numbers in session", comp)
+            return
         with self._verified_lock:
             v = self._verified.pop(comp, None)
         hdr = msg.getHeader()

@@ -220,6 +220,27 @@ def test_a_second_logon_of_a_logged_on_session_is_refused_and_the_first_goes_on(
     again.close()
 
 
+def test_a_sequence_reset_logon_inside_the_session_is_accepted(venue):
+    """FIX 4.4: a Logon with ResetSeqNumFlag=Y during an active session resets both sides'
+    sequence numbers to 1; the acceptor answers with a Logon 141=Y and the session goes on."""
+    c = logged_on(venue.oe, "ALPHA-OE", "alpha", "alpha-demo")
+    for _ in range(3):
+        clid = cid()
+        c.send("D", order(clid, "BTC-USD", "1", "0.01", "1000.00"))
+        c.expect("8", X11=clid)
+    c.seq = 1
+    c.send("A", [(98, 0), (108, 30), (141, "Y")])
+    answer = c.expect("A")
+    assert answer[141] == "Y" and answer[34] == "1"
+    clid = cid()
+    c.send("D", order(clid, "BTC-USD", "1", "0.01", "1000.00"))
+    er = c.expect("8", X11=clid)
+    assert er[150] == "0" and er[34] == "2"
+    session = fix.Session.lookupSession(venue.server.app.ctx["ALPHA-OE"].sid)
+    assert session.isLoggedOn() and session.getExpectedTargetNum() == 3
+    c.close()
+
+
 def test_ed25519_signed_logon(venue):
     key = Ed25519PrivateKey.generate()
     pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
