@@ -140,9 +140,9 @@ class Watcher:
         key = f"{self.chain}.identity"
         ident = self.source.identity()
         known = self.store.get_meta(key)
-        if known is None:
+        if known is None:  # records from before identities were kept (if any) are checked by height below
             self.store.set_meta(key, ident)
-            return None
+            known = ident
         top = self.store.one("SELECT MAX(height) AS h FROM blocks WHERE chain=?", (self.chain,))
         recorded = int(top["h"]) if top is not None and top["h"] is not None else int(self.store.get_meta(f"{self.chain}.start") or -1)
         head = self.source.head()
