@@ -405,18 +405,62 @@ class VenueApplication(fix.Application):
             rej = acct if isinstance(acct, EdgeReject) else EdgeReject(Reject.UNKNOWN_SYMBOL, "unknown symbol")
             self.answer_after(ctx, lambda: refuse(rej.code, rej.text))
             return
-        try:
-            qty = inst.qty_to_lots(f["38"]) if "38" in f else 0
-            price = inst.price_to_ticks(f["44"]) if "44" in f else 0
-            stop_px = inst.price_to_ticks(f["99"]) if "99" in f else 0
-        except VenueError as e:
-            code, text = getattr(e, "code", Reject.BAD_COMMAND), str(e)
-            self.answer_after(ctx, lambda: refuse(code, text))
+        r = codec.decode_replace(f, inst)
+        if isinstance(r, EdgeReject):
+            bad = r
+            self.answer_after(ctx, lambda: refuse(bad.code, bad.text))
             return
-        order_id = codec.decode_order_id(f)
+        order_id = max(codec.decode_order_id(f), 0)
         orig = f.get("41", "")
-        cmd = C.AmendOrder(acct, f["11"], max(order_id, 0), orig, inst.symbol, qty, price, stop_px, ctx.comp_id)
+        symbol = inst.symbol
+
+        def open_order(engine: Any) -> tuple[Any, int] | None:  # as the engine's amend finds it
+            o = engine.find_order(acct, order_id, "" if order_id else orig)
+            if o is None or engine.orders.get(o.id) is not o or o.acct.id != acct or o.info.symbol != symbol:
+                return None
+            return o.info, o.status
+
+        try:
+            found = self._now(open_order)
+        except (VenueError, TimeoutError) as e:
+            text = f"venue unavailable: {e}"
+            self.answer_after(ctx, lambda: refuse(Reject.BAD_COMMAND, text))
+            return
+        stop_px = r.stop_px
+        if found is not None:  # (if not, the engine answers: unknown order, already filled, ...)
+            info, status = found
+            why = codec.replace_conflict(r, info)
+            if why is not None:
+                self.answer_after(ctx, lambda: codec.cancel_reject(
+                    None, cl_ord_id=f["11"], orig=orig, order_id=str(info.order_id), status=status, response_to="2",
+                    code=Reject.UNSUPPORTED, text=why, ext=ctx.ext))
+                return
+            if stop_px == info.stop_px:
+                stop_px = 0  # restated unchanged (the engine refuses any stop price once triggered)
+        cmd = C.AmendOrder(acct, f["11"], order_id, orig, symbol, r.qty, r.price, stop_px, ctx.comp_id)
         self.submit(ctx, cmd, refuse)
+
+    def _now(self, fn: Callable[[Any], Any], timeout: float = 5.0) -> Any:
+        """``fn(engine)`` run on the sequencer thread, its result awaited here (not the
+        journal's: a read needs no durability). Called on a session's QuickFIX thread, it
+        sees every command that session sent before, and nothing the session sends after
+        can overtake what the caller then submits."""
+        box: list[Any] = []
+        done = threading.Event()
+
+        def run(engine: Any) -> None:
+            try:
+                box.append(fn(engine))
+            except Exception as e:  # a bug in fn: the caller's answer
+                box.append(e)
+            done.set()
+
+        self.venue.call(run, lambda _r: None)
+        if not done.wait(timeout):
+            raise TimeoutError("the venue did not answer in time")
+        if isinstance(box[0], Exception):
+            raise box[0]
+        return box[0]
 
     def on_status(self, msg: fix.Message, ctx: SessionCtx) -> None:
         acct = self.resolve_account(msg, ctx)

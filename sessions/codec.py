@@ -237,6 +237,101 @@ def decode_new_order(f: dict[str, str], inst: Instrument | None, account: str, s
                       stp, session)
 
 
+class Restated(NamedTuple):
+    """What an OrderCancelReplaceRequest states about the order (None: left out)."""
+
+    side: int
+    ord_type: int
+    qty: int
+    price: int  # 0 for market and stop orders
+    stop_px: int  # 0 unless a stop order
+    tif: int | None
+    expire_ts: int | None
+    post_only: bool | None
+    display_qty: int | None
+    stp: int | None
+
+
+def decode_replace(f: dict[str, str], inst: Instrument) -> Restated | EdgeReject:
+    """An OrderCancelReplaceRequest's fields as what it restates. In FIX 4.4 a replace
+    restates the order: OrderQty always (the new total), Price for a limit or stop-limit
+    order, StopPx for a stop order, the same as a NewOrderSingle; a replace without them
+    is refused, not read as "keep the old value". The venue can change the quantity, the
+    limit price and (before the trigger) the stop price; everything else it states must
+    be what the order has (:func:`replace_conflict`). TimeInForce, ExpireTime, ExecInst,
+    MaxFloor and 25001 may be left out (unchanged)."""
+    side = SIDE_IN.get(f["54"])
+    if side is None:
+        return EdgeReject(Reject.INVALID_SIDE, "Side must be 1 (buy) or 2 (sell)")
+    ot = ORDTYPE_IN.get(f["40"])
+    if ot is None:
+        return EdgeReject(Reject.INVALID_ORDER_TYPE, "OrdType must be 1, 2, 3 or 4")
+    tif_s = f.get("59")
+    tif = TIF_IN.get(tif_s) if tif_s is not None else None
+    if tif_s is not None and tif is None:
+        return EdgeReject(Reject.INVALID_TIME_IN_FORCE, f"TimeInForce {tif_s} is not supported (0, 1, 3, 4, 6)")
+    try:
+        qty_s = f.get("38")
+        if qty_s is None:
+            return EdgeReject(Reject.INVALID_QUANTITY, "OrderQty(38) is required: a replace restates the order's quantity")
+        qty = inst.qty_to_lots(qty_s)
+        price = 0
+        px_s = f.get("44")
+        if ot == LIMIT or ot == STOP_LIMIT:
+            if px_s is None:
+                return EdgeReject(Reject.INVALID_PRICE, "Price(44) is required for a limit order: a replace restates it")
+            price = inst.price_to_ticks(px_s)
+        elif px_s is not None:
+            return EdgeReject(Reject.INVALID_PRICE, "a market or stop order carries no Price(44)")
+        stop_px = 0
+        sp_s = f.get("99")
+        if ot == STOP or ot == STOP_LIMIT:
+            if sp_s is None:
+                return EdgeReject(Reject.INVALID_STOP_PRICE, "StopPx(99) is required for a stop order: a replace restates it")
+            stop_px = inst.price_to_ticks(sp_s)
+        elif sp_s is not None:
+            return EdgeReject(Reject.INVALID_STOP_PRICE, "StopPx(99) is only for stop orders")
+        display = inst.qty_to_lots(f["111"]) if "111" in f else None
+    except InvalidValue as e:
+        return EdgeReject(e.code, e.text)
+    expire_ts = None
+    et = f.get("126") or (f["432"] + "-23:59:59.999" if "432" in f else None)
+    if et is not None:
+        try:
+            expire_ts = parse_utc(et)
+        except ValueError as e:
+            return EdgeReject(Reject.INVALID_EXPIRE_TIME, str(e))
+    post_only = "6" in f["18"].split() if "18" in f else None
+    stp = None
+    stp_s = f.get(str(TAG_STP))
+    if stp_s is not None:
+        stp = STP_IN.get(stp_s, -1)
+        if stp < 0:
+            return EdgeReject(Reject.INVALID_STP, f"SelfTradePreventionMode {stp_s} is not 1..5")
+    return Restated(side, ot, qty, price, stop_px, tif, expire_ts, post_only, display, stp)
+
+
+def replace_conflict(r: Restated, info: OrderInfo) -> str | None:
+    """Why the venue cannot apply what the replace ``r`` restates about the order
+    ``info`` (a change of something other than quantity and prices), or None."""
+    if r.side != info.side:
+        return (f"Side cannot be changed by a replace (the order is a {'buy' if info.side == BUY else 'sell'}): "
+                f"cancel it and enter a new order")
+    if r.ord_type != info.ord_type:
+        return f"OrdType cannot be changed by a replace (the order's is {ORDTYPE_OUT[info.ord_type]})"
+    if r.tif is not None and r.tif != info.tif:
+        return f"TimeInForce cannot be changed by a replace (the order's is {TIF_OUT.get(info.tif, '?')})"
+    if r.expire_ts is not None and info.tif == GTD and r.expire_ts != info.expire_ts:
+        return "ExpireTime cannot be changed by a replace"
+    if r.post_only is not None and r.post_only != info.post_only:
+        return "ExecInst (post-only) cannot be changed by a replace"
+    if r.display_qty is not None and r.display_qty != info.display_qty:
+        return "MaxFloor cannot be changed by a replace"
+    if r.stp is not None and r.stp != info.stp:
+        return "SelfTradePreventionMode cannot be changed by a replace"
+    return None
+
+
 def decode_order_id(f: dict[str, str]) -> int:
     s = f.get("37")
     if s is None:

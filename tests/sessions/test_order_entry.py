@@ -209,6 +209,59 @@ def test_replace_quantity_price_and_its_refusals(venue, alpha, beta):
     assert rej[25002] == "108" and "tick" in rej[58]
 
 
+def test_a_replace_that_changes_what_the_venue_cannot_change_is_refused(venue, alpha):
+    """FIX 4.4: a replace restates the order. Side, OrdType and TimeInForce cannot be
+    changed here, and a limit replace must restate its Price: such a replace gets an
+    OrderCancelReject saying why, and the order is left as it was."""
+    clid = cid()
+    alpha.send("D", order(clid, "BTC-USD", "1", "0.5", "30000.00", extra=[(18, "6")]))
+    oid = alpha.expect("8", X11=clid, X150="0")[37]
+    base = [(41, clid), (55, "BTC-USD"), (60, now_fix())]
+    for fields, why in (
+        ([(54, "2"), (38, "0.5"), (40, "2"), (44, "30000.00")], "Side"),
+        ([(54, "1"), (38, "0.5"), (40, "1")], "OrdType"),
+        ([(54, "1"), (38, "0.5"), (40, "2"), (44, "30000.00"), (59, "3")], "TimeInForce"),
+        ([(54, "1"), (38, "0.5"), (40, "2"), (44, "30000.00"), (18, "1")], "ExecInst"),
+        ([(54, "1"), (38, "0.6"), (40, "2")], "Price(44) is required"),
+        ([(54, "1"), (40, "2"), (44, "30000.00")], "OrderQty(38) is required"),
+    ):
+        r = cid("r")
+        alpha.send("G", base + [(11, r)] + fields)
+        rej = alpha.expect("9", X11=r)
+        assert rej[434] == "2" and rej[102] == "99" and why in rej[58], rej
+        assert rej[41] == clid and rej[39] in ("0", "8")
+        if why in ("Side", "OrdType", "TimeInForce", "ExecInst"):
+            assert rej[37] == oid and rej[39] == "0"  # the order, still new
+    alpha.send("H", [(11, clid), (55, "BTC-USD"), (54, "1"), (790, "after")])
+    st = alpha.expect("8", X150="I", X790="after")
+    assert st[39] == "0" and st[54] == "1" and Decimal(st[38]) == Decimal("0.5") and Decimal(st[44]) == Decimal("30000")
+    assert st[59] == "1" and st[40] == "2" and st[18] == "6"
+    # restating what it has (TimeInForce and ExecInst included) and changing the price is fine
+    ok = cid("r")
+    alpha.send("G", base + [(11, ok), (54, "1"), (38, "0.5"), (40, "2"), (44, "29999.00"), (59, "1"), (18, "6")])
+    er = alpha.expect("8", X11=ok, X150="5")
+    assert er[37] == oid and Decimal(er[44]) == Decimal("29999")
+
+
+def test_a_triggered_stop_limit_may_be_replaced_restating_its_stop_price(venue, alpha, beta):
+    for px in ("54000.00", "54100.00"):
+        c = cid()
+        beta.send("D", order(c, "ETH-USD", "2", "0.1", px))
+        beta.expect("8", X11=c, X150="0")
+    stop = cid("st")
+    alpha.send("D", order(stop, "ETH-USD", "1", "0.2", "54050.00", ord_type="4", extra=[(99, "54000.00")]))
+    alpha.expect("8", X11=stop, X150="0")
+    lift = cid()
+    alpha.send("D", order(lift, "ETH-USD", "1", "0.1", "54000.00", tif="3"))
+    alpha.expect("8", X11=lift, X150="F")
+    alpha.expect("8", X11=stop, X150="D")  # triggered: rests at 54050 (the 54100 ask is above it)
+    r = cid("r")
+    alpha.send("G", [(41, stop), (11, r), (55, "ETH-USD"), (54, "1"), (38, "0.3"), (40, "4"), (44, "54050.00"),
+                     (99, "54000.00"), (60, now_fix())])
+    er = alpha.expect("8", X11=r, X150="5")
+    assert Decimal(er[38]) == Decimal("0.3") and Decimal(er[99]) == Decimal("54000")
+
+
 def test_order_status_known_and_unknown(venue, alpha):
     clid = cid()
     alpha.send("D", order(clid, "ETH-USD", "2", "0.25", "9000.00"))
@@ -349,6 +402,11 @@ def test_quickfix_initiator_with_the_stock_dictionary_trades_like_an_institution
                       (44, "2500.00"), (60, now_fix())])
         er = qa.expect("8", X11=rep, X150="5")
         assert er[37] == oid and er[41] == buy and Decimal(er[151]) == Decimal("0.7")
+        bad = cid("qg")
+        qa.send("G", [(41, rep), (11, bad), (55, "ETH-USD"), (54, "2"), (38, "1.2"), (40, "2"),
+                      (44, "2500.00"), (60, now_fix())])
+        rej = qa.expect("9", X11=bad)
+        assert rej[434] == "2" and rej[102] == "99" and rej[39] == "1" and "Side" in rej[58]
         qa.send("H", [(11, rep), (55, "ETH-USD"), (54, "1"), (790, "st1")])
         st = qa.expect("8", X150="I", X790="st1")
         assert st[39] == "1" and Decimal(st[14]) == Decimal("0.5") and Decimal(st[151]) == Decimal("0.7")
