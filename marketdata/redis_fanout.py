@@ -205,6 +205,7 @@ class RedisBookConsumer:
         self.replica: BookReplica | None = None
         self.last_id = "0-0"
         self.resyncs = 0  # snapshots read
+        self.inconsistent = 0  # stream entries that contradicted the book held, or could not be used
         self._expect_reset = False
 
     def sync(self) -> bool:
@@ -256,6 +257,7 @@ class RedisBookConsumer:
                 except (SequenceGap, BookInconsistent, BadRequest) as e:
                     # trimmed past us, fell behind, or an entry we cannot use: start again from the snapshot
                     if not isinstance(e, SequenceGap):
+                        self.inconsistent += 1
                         log.warning("%s: %s; reading the snapshot again", self.symbol, e)
                     self.replica.synced = False
                     self.sync()

@@ -5,8 +5,11 @@ What a FIX market-data client, a Redis stream consumer or a test holds: apply th
 :class:`~marketdata.messages.Snapshot`, then each :class:`~marketdata.messages.Increment`
 in RptSeq order. An increment whose RptSeq is not the next one raises
 :class:`~marketdata.errors.SequenceGap` and leaves the replica unsynced until the next
-snapshot; one already applied (a duplicate) is ignored; one that names an order the
-replica does not hold raises :class:`~marketdata.errors.BookInconsistent` (unsynced too).
+snapshot; one already applied (a duplicate) is ignored; one whose entries contradict
+the book held (a New for a level or order already held, a Change or Delete for one not
+held) raises :class:`~marketdata.errors.BookInconsistent` (unsynced too): the feed is
+keyed by price and order id, so such an entry means the two no longer agree, even if
+applying it loosely would happen to give the right book.
 
 Works in ticks and lots, like the messages. It keeps no history beyond the book, the
 halted flag and the last trade seen.
@@ -56,34 +59,52 @@ class BookReplica:
             raise SequenceGap(self.spec.symbol, self.rpt_seq + 1, msg.rpt_seq)
         try:
             self._apply_entries(msg)
-        except KeyError as e:  # an order this replica never saw: it no longer follows the feed
+        except BookInconsistent as e:  # it no longer follows the feed
             self.synced = False
-            raise BookInconsistent(f"{self.spec.symbol}: increment {msg.rpt_seq} names unknown order {e}") from None
+            raise BookInconsistent(f"{self.spec.symbol}: increment {msg.rpt_seq}: {e}") from None
         self.rpt_seq = msg.rpt_seq
         self.seq = msg.seq
         self.ts = msg.ts
         return True
 
     def _apply_entries(self, msg: Increment) -> None:
+        """Apply the entries, refusing any that contradicts the book held: a New for a
+        level or order already held, a Change or Delete for one not held (the feed and
+        this replica disagree, whatever the book looks like afterwards)."""
         for u in msg.levels:
             book = self._levels[u.side]
-            if u.action == DELETE:
-                book.pop(u.price, None)
+            if u.action == NEW:
+                if u.price in book:
+                    raise BookInconsistent(f"New for level {u.price} (side {u.side}), which is already held")
+                book[u.price] = (u.qty, u.orders)
+            elif u.price not in book:
+                raise BookInconsistent(f"{'Delete' if u.action == DELETE else 'Change'} for level {u.price} "
+                                       f"(side {u.side}), which is not held")
+            elif u.action == DELETE:
+                del book[u.price]
             else:
                 book[u.price] = (u.qty, u.orders)
+        orders = self._orders
         for o in msg.orders:
             if o.action == NEW:
-                self._orders[o.order_id] = (o.side, o.price, o.qty)
+                if o.order_id in orders:
+                    raise BookInconsistent(f"New for order {o.order_id}, which is already held")
+                orders[o.order_id] = (o.side, o.price, o.qty)
                 self._queues[o.side].setdefault(o.price, {})[o.order_id] = o.qty
-            elif o.action == DELETE:
-                side, price, _ = self._orders.pop(o.order_id)
+                continue
+            held = orders.get(o.order_id)
+            if held is None:
+                raise BookInconsistent(f"{'Delete' if o.action == DELETE else 'Change'} for order {o.order_id}, "
+                                       f"which is not held")
+            side, price, _ = held
+            if o.action == DELETE:
+                del orders[o.order_id]
                 q = self._queues[side][price]
                 del q[o.order_id]
                 if not q:
                     del self._queues[side][price]
             else:
-                side, price, _ = self._orders[o.order_id]
-                self._orders[o.order_id] = (side, price, o.qty)
+                orders[o.order_id] = (side, price, o.qty)
                 self._queues[side][price][o.order_id] = o.qty
         for st in msg.statuses:
             self.halted = st.halted

@@ -6,12 +6,15 @@ from __future__ import annotations
 import random
 import threading
 import time
+from typing import Any
 
 import pytest
 
 from marketdata import (
-    BadRequest, Book, BookReplica, FeedSpec, Increment, MarketData, SequenceGap, Snapshot, UnknownSymbol, capture,
+    BadRequest, Book, BookInconsistent, BookOrder, BookReplica, FeedSpec, Increment, LevelUpdate, MarketData,
+    OrderUpdate, PriceLevel, SequenceGap, Snapshot, UnknownSymbol, capture,
 )
+from marketdata.messages import CHANGE, DELETE, NEW
 from md_flow import ASK, BID, SYMBOLS, Flow, engine_levels, engine_orders
 from venue.events import InstrumentStatus, Trade
 
@@ -162,6 +165,31 @@ def test_a_gap_is_detected_and_healed_by_a_snapshot() -> None:
     assert rep.synced
     assert rep.levels(BID) == engine_levels(flow.engine, SYMBOLS[0], BID)
     assert rep.levels(ASK) == engine_levels(flow.engine, SYMBOLS[0], ASK)
+
+
+def _inc(spec: FeedSpec, rpt: int, levels: tuple = (), orders: tuple = ()) -> Increment:
+    return Increment(spec, rpt, rpt, rpt, levels, orders, (), (), {})
+
+
+@pytest.mark.parametrize("book,bad", [
+    (Book.L2, LevelUpdate(NEW, BID, 100, 5, 1)),  # a New for a level already held
+    (Book.L2, LevelUpdate(CHANGE, BID, 99, 5, 1)),  # a Change for a level not held
+    (Book.L2, LevelUpdate(DELETE, ASK, 100, 0, 0)),  # a Delete for a level not held
+    (Book.L3, OrderUpdate(NEW, 7, BID, 100, 5)),  # a New for an order already held
+    (Book.L3, OrderUpdate(CHANGE, 8, BID, 100, 5)),  # a Change for an order not held
+    (Book.L3, OrderUpdate(DELETE, 8, ASK, 101, 0)),  # a Delete for an order not held
+])
+def test_a_replica_refuses_an_entry_that_contradicts_its_book(book: Book, bad: Any) -> None:
+    spec = FeedSpec("X-Y", book, 0)
+    rep = BookReplica(spec)
+    orders = (BookOrder(7, BID, 100, 3),) if book == Book.L3 else ()
+    rep.apply(Snapshot(spec, 4, 4, 4, False, (PriceLevel(100, 3, 1),), (), orders, None))
+    good = (LevelUpdate(CHANGE, BID, 100, 4, 1),) if book == Book.L2 else (OrderUpdate(CHANGE, 7, BID, 100, 4),)
+    rep.apply(_inc(spec, 5, *((good, ()) if book == Book.L2 else ((), good))))
+    assert rep.levels(BID) == [PriceLevel(100, 4, 1)]
+    with pytest.raises(BookInconsistent):
+        rep.apply(_inc(spec, 6, *(((bad,), ()) if book == Book.L2 else ((), (bad,)))))
+    assert not rep.synced
 
 
 def test_unsubscribe_stops_delivery() -> None:

@@ -94,7 +94,7 @@ def test_a_stream_consumer_holds_the_engine_book(rds: redis.Redis, prefix: str, 
             for c in (early[sym], late[sym]):
                 wait_until(lambda: caught_up(v, md, c, spec))
                 rep = c.replica
-                assert rep is not None
+                assert rep is not None and c.inconsistent == 0  # no entry contradicted the book it held
                 want = v.query(lambda e: (engine_levels(e, sym, BID), engine_levels(e, sym, ASK),
                                           engine_orders(e, sym, BID), engine_orders(e, sym, ASK), e.markets[sym].halted))
                 assert (rep.levels(BID), rep.levels(ASK)) == (want[0], want[1]), sym
@@ -120,7 +120,7 @@ def test_a_newcomer_after_trimming_heals_from_the_snapshot(rds: redis.Redis, pre
         before = slow.resyncs
         wait_until(lambda: caught_up(v, md, slow, spec))
         assert slow.resyncs > before  # it saw the hole and took the snapshot again
-        assert slow.replica is not None
+        assert slow.replica is not None and slow.inconsistent == 0
         want = v.query(lambda e: (engine_levels(e, SYMBOLS[0], BID), engine_levels(e, SYMBOLS[0], ASK)))
         assert (slow.replica.levels(BID), slow.replica.levels(ASK)) == want
     finally:
@@ -167,6 +167,7 @@ def test_a_lagging_publisher_starts_again_from_a_snapshot(rds: redis.Redis, pref
         wait_until(lambda: caught_up(v, md, c, spec))
         want = v.query(lambda e: (engine_levels(e, SYMBOLS[0], BID), engine_levels(e, SYMBOLS[0], ASK)))
         assert c.replica is not None and (c.replica.levels(BID), c.replica.levels(ASK)) == want
+        assert c.inconsistent == 0
         resets = [e for e in rds.xrange(keys(prefix, SYMBOLS[0])[1]) if e[1][b"type"] == b"reset"]
         assert len(resets) > 1  # the publisher lagged at least once and began anew
     finally:
@@ -190,7 +191,7 @@ def test_redis_down_costs_the_venue_nothing_and_publication_recovers(rds: redis.
         run_flow(v, flow, 300)
         c = RedisBookConsumer(rds, SYMBOLS[0], prefix=prefix)
         wait_until(lambda: caught_up(v, md, c, FeedSpec(SYMBOLS[0], Book.L2, 0, True)))
-        assert c.replica is not None
+        assert c.replica is not None and c.inconsistent == 0
         want = v.query(lambda e: (engine_levels(e, SYMBOLS[0], BID), engine_levels(e, SYMBOLS[0], ASK)))
         assert (c.replica.levels(BID), c.replica.levels(ASK)) == want
     finally:
@@ -212,7 +213,7 @@ def test_a_garbage_stream_entry_is_refused_and_the_consumer_heals(rds: redis.Red
         run_flow(v, flow, 400)
         spec = FeedSpec(SYMBOLS[0], Book.L2, 0, True)
         wait_until(lambda: caught_up(v, md, c, spec))
-        assert "undecodable market-data message" in caplog.text
+        assert "undecodable market-data message" in caplog.text and c.inconsistent >= 1
         want = v.query(lambda e: (engine_levels(e, SYMBOLS[0], BID), engine_levels(e, SYMBOLS[0], ASK)))
         assert c.replica is not None and (c.replica.levels(BID), c.replica.levels(ASK)) == want
     finally:
@@ -240,5 +241,6 @@ def test_an_instrument_defined_later_is_published_too(rds: redis.Redis, prefix: 
         want = v.query(lambda e: (engine_levels(e, "NEW-USD", BID), engine_levels(e, "NEW-USD", ASK)))
         assert c.replica is not None and (c.replica.levels(BID), c.replica.levels(ASK)) == want
         assert want[0] or want[1]
+        assert c.inconsistent == 0
     finally:
         pub.stop()

@@ -4,7 +4,9 @@ Written from the FIX side only (the messages' text), independent of the venue's 
 market-data code, so a test comparing it with the engine's book checks the whole path:
 engine events -> hub -> FIX encoding -> QuickFIX -> socket. One :class:`FixBook` per
 (MDReqID, symbol); RptSeq is checked on every X entry and f (equal to the last, or one
-more); a jump is counted as a gap and the book waits for the next W.
+more); a jump is counted as a gap and the book waits for the next W. Entries are applied
+strictly: one that contradicts the book held (New for a level already held, Change or
+Delete for one not held) fails the test at once.
 """
 from __future__ import annotations
 
@@ -104,32 +106,50 @@ class FixBook:
         self.queues[side].setdefault(px, []).append(oid)
 
     def entry(self, e: dict[int, str]) -> None:
+        """Apply one X entry. An entry that contradicts the book held fails the test
+        (AssertionError): a New for a level or order already held, a Change or Delete for
+        one not held, or an order entry on the wrong side or price. Applied loosely, such
+        entries can still end in the right book and hide a wrong feed."""
         if not self._seq(int(e[83])):
             return
         action, t = e[279], e[269]
         if t == "2":
+            assert action == "0", f"{self.req_id} {self.symbol}: a trade entry is always New: {e}"
             self.trade_ids.append(e[1003])
             self.last_trade = e
             return
+        assert action in ("0", "1", "2"), f"{self.req_id} {self.symbol}: MDUpdateAction {action}"
         px = Decimal(e[270])
+        where = f"{self.req_id} {self.symbol} RptSeq {e[83]}"
         if 37 in e:
             oid = e[37]
+            held = self.orders.get(oid)
             if action == "0":
+                assert held is None, f"{where}: New for order {oid}, already held as {held}"
                 self._add(oid, t, px, Decimal(e[271]))
-            elif action == "1":
-                side, p, _ = self.orders[oid]
+                return
+            assert held is not None, f"{where}: {'Change' if action == '1' else 'Delete'} for order {oid}, not held"
+            side, p, _ = held
+            assert (side, p) == (t, px), f"{where}: order {oid} is held at {side} {p}, the entry says {t} {px}"
+            if action == "1":
                 self.orders[oid] = (side, p, Decimal(e[271]))
             else:
-                side, p, _ = self.orders.pop(oid)
+                del self.orders[oid]
                 q = self.queues[side][p]
                 q.remove(oid)
                 if not q:
                     del self.queues[side][p]
             return
-        if action == "2":
-            self.levels[t].pop(px, None)
+        levels = self.levels[t]
+        if action == "0":
+            assert px not in levels, f"{where}: New for level {t} {px}, already held as {levels[px]}"
+            levels[px] = (Decimal(e[271]), int(e[346]))
+        elif action == "1":
+            assert px in levels, f"{where}: Change for level {t} {px}, not held"
+            levels[px] = (Decimal(e[271]), int(e[346]))
         else:
-            self.levels[t][px] = (Decimal(e[271]), int(e[346]))
+            assert px in levels, f"{where}: Delete for level {t} {px}, not held"
+            del levels[px]
 
     def status(self, top: dict[int, str]) -> None:
         if 83 in top and not self._seq(int(top[83])):
