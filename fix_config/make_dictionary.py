@@ -15,6 +15,8 @@ The venue's additions (declared so the acceptor validates them, not merely toler
         and 880. Without it the venue sends only what the stock FIX 4.4 dictionary declares
         (25001 echoed on the reports of an order that carried it), so that a client with an
         unmodified FIX 4.4 engine can trade.
+  1     Account added to OrderMassCancelRequest (FIX 4.4 has it in OrderMassStatusRequest
+        but not there): cancel the orders of one of the session's accounts
 Market data and trade capture (sessions/marketdata_session.py, sessions/trade_capture.py):
   83    RptSeq added to MarketDataSnapshotFullRefresh, SecurityStatus and the MDIncGrp entries
         (FIX 4.4 has the field but not there; FIX 5.0 puts it in W and MDIncGrp)
@@ -51,6 +53,7 @@ MESSAGE_FIELDS = {
     "OrderCancelReplaceRequest": ["SelfTradePreventionMode"],
     "ExecutionReport": ["SelfTradePreventionMode", "TrdMatchID", "VenueRejectCode"],
     "OrderCancelReject": ["VenueRejectCode"],
+    "OrderMassCancelRequest": ["Account"],
     "Logon": ["CancelOrdersOnDisconnect", "VenueExtensions"],
     "MarketDataSnapshotFullRefresh": ["RptSeq"],
     "SecurityStatus": ["RptSeq"],

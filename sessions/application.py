@@ -511,13 +511,22 @@ class VenueApplication(fix.Application):
         side_s = msg.getField(54) if msg.isSetField(54) else ""
         side = codec.SIDE_IN.get(side_s, 0)
         msg_account = msg.getField(1) if msg.isSetField(1) else ""
-        if msg.isSetField(1):
+        seq = msg.getHeader().getField(34)
+
+        def refuse(reason: str, text: str) -> None:  # FIX 4.4 has no reject of its own for an AF
+            self.answer_after(ctx, lambda: codec.business_reject("AF", seq, reason, text, req_id))
+
+        if req_type not in ("1", "7"):
+            return refuse("0", f"MassStatusReqType {req_type} is not supported (1: a security, 7: all orders)")
+        if req_type == "1" and not symbol:
+            return refuse("5", "Symbol(55) is required for MassStatusReqType 1")
+        if msg_account:
             acct = self.resolve_account(msg, ctx)
-            accounts = (acct,) if isinstance(acct, str) else ()
+            if isinstance(acct, EdgeReject):  # another firm's (or no such) account: refused, not "no orders"
+                return refuse("6", acct.text)
+            accounts: tuple[str, ...] = (acct,)
         else:
             accounts = self.allowed_accounts(ctx)
-        if req_type == "1" and not symbol:
-            accounts = ()
 
         def find(engine: Any) -> list[codec.OrderView]:
             out = []
@@ -533,7 +542,10 @@ class VenueApplication(fix.Application):
         def reply(views: Any) -> None:
             def job() -> None:
                 now = time.time_ns()
-                if not isinstance(views, list) or not views:
+                if not isinstance(views, list):
+                    self.send(ctx, codec.business_reject("AF", seq, "4", "venue unavailable", req_id))
+                    return
+                if not views:
                     self.send(ctx, codec.mass_status_empty(req_id, self.exec_id(), now, symbol, side_s,
                                                            msg_account, ext=ctx.ext))
                     return

@@ -296,6 +296,38 @@ def test_mass_cancel_and_mass_status(venue, alpha):
     assert alpha.expect("r")[531] == "0"
 
 
+def test_mass_cancel_and_mass_status_name_an_account_of_the_session_only(venue, alpha):
+    ids = [cid() for _ in range(2)]
+    for c in ids:
+        alpha.send("D", order(c, "BTC-USD", "1", "0.1", "20000.00"))
+        alpha.expect("8", X11=c, X150="0")
+    alpha.send("AF", [(584, "acc1"), (585, "7"), (1, "ALPHA-1")])
+    reports = [alpha.expect("8", X150="I", X584="acc1") for _ in ids]
+    assert {r[11] for r in reports} == set(ids) and all(r[1] == "ALPHA-1" for r in reports)
+    # another firm's account: refused, not "no orders"
+    alpha.send("AF", [(584, "acc2"), (585, "7"), (1, "BETA-1")])
+    j = alpha.expect("j", X379="acc2")
+    assert j[372] == "AF" and j[380] == "6" and "BETA-1" in j[58]
+    alpha.send("AF", [(584, "acc3"), (585, "1")])  # by security, without one
+    j = alpha.expect("j", X379="acc3")
+    assert j[380] == "5" and "Symbol" in j[58]
+    # Account on an OrderMassCancelRequest is the venue's addition to FIX 4.4 (declared, not a session Reject)
+    theirs = cid("mc")
+    alpha.send("q", [(11, theirs), (530, "7"), (1, "BETA-1"), (60, now_fix())])
+    r = alpha.expect("r", X11=theirs)
+    assert r[531] == "0" and "BETA-1" in r[58]
+    mine = cid("mc")
+    alpha.send("q", [(11, mine), (530, "7"), (1, "ALPHA-1"), (60, now_fix())])
+    assert {alpha.expect("8", X150="4")[11] for _ in ids} == set(ids)
+    r = alpha.expect("r", X11=mine)
+    assert r[531] == "7" and r[533] == "2"
+    # nothing open: one report saying so, made of what the request named
+    alpha.send("AF", [(584, "acc4"), (585, "7"), (1, "ALPHA-1")])
+    empty = alpha.expect("8", X150="I", X584="acc4")
+    assert empty[911] == "0" and empty[912] == "Y" and empty[37] == "NONE" and empty[1] == "ALPHA-1"
+    assert empty[54] == "7" and empty[103] == "5" and 11 not in empty and 55 not in empty
+
+
 @pytest.mark.parametrize("fields,code,ord_rej", [
     (order("x", "DOGE-USD", "1", "1", "1.00"), None, "1"),
     (order("x", "BTC-USD", "1", "0.000001", "50000.00"), "109", "13"),
