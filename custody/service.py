@@ -411,11 +411,12 @@ class CustodyService:
                         "withdrawn_24h": a.fmt(a.to_chain(self.withdrawals.withdrawn_24h(account, sym)))})
         if account is None:
             for r in self.store.all("SELECT * FROM limits ORDER BY account, symbol"):
-                a = self.assets.get(r["symbol"])
-                if a is not None:
+                held = self.assets.get(r["symbol"])
+                if held is not None:
                     out.append({"account": r["account"], "asset": r["symbol"],
-                                "per_tx": a.fmt(a.to_chain(int(r["per_tx"]))), "daily": a.fmt(a.to_chain(int(r["daily"]))),
-                                "set_by": r["set_by"], "withdrawn_24h": ""})
+                                "per_tx": held.fmt(held.to_chain(int(r["per_tx"]))),
+                                "daily": held.fmt(held.to_chain(int(r["daily"]))), "set_by": r["set_by"],
+                                "withdrawn_24h": ""})
         return out
 
     def pause_broadcast(self, actor: str, paused: bool) -> Outcome:
