@@ -8,10 +8,16 @@ and only those sides. The request (FIX 4.4)::
     568 TradeRequestID      required
     569 TradeRequestType    0 (all trades) or 1 (trades matching the criteria): the same here
     263 SubscriptionRequestType  absent or 0 (a snapshot; live executions are the drop copy)
-    580 NoDates             0, 1 or 2 entries of 75 TradeDate (the group's first field)
-                            and/or 60 TransactTime: the first is the start (inclusive),
-                            the second the end (exclusive); a date alone means its midnight
-                            (UTC; the day after for the end). No dates: every trade.
+    580 NoDates             TrdCapDtGrp: 0, 1 or 2 entries, each 75 TradeDate (the group's
+                            first field) and/or 60 TransactTime; the first entry is the
+                            start (inclusive), the second the end (exclusive); one entry:
+                            from then on. A date alone means its midnight UTC (the next
+                            one for the end, so the end date is included); a date and a
+                            time in one entry: the time, which must fall on that date.
+                            The number of entries must be the one 580 declares (an entry
+                            starts at 75, or at a 60 when the entry holds one already:
+                            ``580=2|75=D|60=T`` is one entry, and refused). No dates:
+                            every trade.
     55  Symbol              optional filter
     880 TrdMatchID          optional: one trade (``{seq}-{trade_n}``)
     37  OrderID             optional: the trades of one order
@@ -98,36 +104,55 @@ def _day_start(d: str) -> int:
     return (day - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
-def _bounds(fields: list[tuple[str, str]]) -> tuple[int, int]:
-    """(from, to) in ns from the NoDates(580) group."""
-    entries: list[dict[str, str]] = []
-    in_group = False
-    for tag, value in fields:
-        if tag == "580":
-            in_group = True
-            continue
-        if not in_group:
-            continue
-        if tag == "75" or (tag == "60" and (not entries or "60" in entries[-1])):
-            entries.append({})
-        if tag in ("75", "60"):
-            entries[-1][tag] = value
-        else:
-            in_group = False
+def date_entries(msg: fix.Message) -> list[dict[int, str]]:
+    """The entries of the NoDates(580) group (TrdCapDtGrp) as QuickFIX parsed them, each
+    {75: TradeDate, 60: TransactTime} (either or both), or :class:`Refused` when their
+    number is not the one NoDates declares. QuickFIX starts an entry at TradeDate (the
+    group's first field) or at a field the current entry already holds, so
+    ``580=2|75=20261203|60=20261204-12:00:00`` is *one* entry (a date and a time): read
+    loosely it would be taken for a range, or for an open-ended start. (The acceptor's
+    dictionary validation refuses such a message first, with a session Reject 373=16;
+    this check keeps the answer right where that validation is off.)"""
+    declared = msg.getField(580) if msg.isSetField(580) else "0"
+    found = msg.groupCount(580)
+    if declared != str(found):
+        raise Refused(OTHER, f"NoDates(580) is {declared} but the request holds {found} date entries "
+                             "(an entry is TradeDate(75) and/or TransactTime(60), TradeDate first)")
+    out = []
+    g = fix.Group(580, 75)
+    for i in range(1, found + 1):
+        msg.getGroup(i, g)
+        out.append({t: g.getField(t) for t in (75, 60) if g.isSetField(t)})
+    return out
+
+
+def _entry_ns(e: dict[int, str], end: bool) -> int:
+    """One date entry as a time in ns: its TransactTime; a TradeDate alone is that day's
+    midnight UTC (the next midnight for the end of a range, so that the end date is
+    included). Both present: the TransactTime, which must fall on that TradeDate (the
+    venue's trade date is the UTC date of the trade)."""
+    if 60 in e:
+        try:
+            ns = codec.parse_utc(e[60])
+        except ValueError as err:
+            raise Refused(OTHER, f"TransactTime(60): {err}") from None
+        if 75 in e and _trade_date(ns) != e[75]:
+            raise Refused(OTHER, f"TradeDate(75) {e[75]} and TransactTime(60) {e[60]} of one NoDates entry "
+                                 "disagree (the trade date is the UTC date of the trade)")
+        return ns
+    return _day_start(e[75]) + (86_400 * 10**9 if end else 0)
+
+
+def _bounds(entries: list[dict[int, str]]) -> tuple[int, int]:
+    """(from, to) in ns from the NoDates entries: none = everything, one = from then
+    on, two = the start (inclusive) and the end (exclusive)."""
     if len(entries) > 2:
         raise Refused(OTHER, "NoDates(580) takes at most two entries: the start and the end")
-    out = [0, 0]
-    for i, e in enumerate(entries):
-        if "60" in e:
-            try:
-                out[i] = codec.parse_utc(e["60"])
-            except ValueError as err:
-                raise Refused(OTHER, str(err)) from None
-        else:
-            out[i] = _day_start(e["75"]) + (86_400 * 10**9 if i == 1 else 0)
-    if out[1] and out[0] >= out[1]:
-        raise Refused(OTHER, "the end of the range must come after its start")
-    return out[0], out[1]
+    start = _entry_ns(entries[0], False) if entries else 0
+    end = _entry_ns(entries[1], True) if len(entries) == 2 else 0
+    if end and start >= end:
+        raise Refused(OTHER, "the end of the range (the second NoDates entry) must come after its start")
+    return start, end
 
 
 def parse_request(msg: fix.Message, entitled: tuple[str, ...], firm_of: Callable[[str], str | None],
@@ -143,7 +168,7 @@ def parse_request(msg: fix.Message, entitled: tuple[str, ...], firm_of: Callable
         raise Refused(OTHER, "only snapshots (SubscriptionRequestType 0): live executions arrive as drop copies")
     if not entitled:
         raise Refused(UNAUTHORIZED, "this session is entitled to no firm")
-    ts_from, ts_to = _bounds(fields)
+    ts_from, ts_to = _bounds(date_entries(msg))
     symbol = f.get("55", "")
     if symbol and not known_symbol(symbol):
         raise Refused(UNKNOWN_INSTRUMENT, f"unknown symbol {symbol}")

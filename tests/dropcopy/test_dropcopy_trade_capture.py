@@ -11,8 +11,12 @@ from decimal import Decimal
 from typing import Any, Iterator
 
 import pytest
+import quickfix as fix
 
 from cli.demo import ASSETS
+from sessions.codec import parse_utc
+from sessions.server import FixConfig
+from sessions.trade_capture import Refused, parse_request
 from tests.dropcopy.world import World
 from tests.mdsessions.fixbook import entries, fields
 from tests.sessions.fixclients import Msg, RawClient, logged_on
@@ -20,6 +24,7 @@ from venue import commands as C
 from venue.types import BUY, LIMIT, SELL, AccountKind
 
 ENTITLED_ACCOUNTS = ("ALPHA-1", "BETA-1")
+DICTIONARY = FixConfig(data_dir="").dictionary
 
 
 def fix_time(ns: int) -> str:
@@ -158,6 +163,59 @@ def test_reports_show_only_entitled_sides_and_rebuild_positions(history: dict[st
     assert got == want
     one_sided = [r for r in reps if entries(fields(r.raw), 552, 54)[0][552] == "1"]
     assert len(one_sided) == 4 + 3  # ALPHA against GAMMA, BETA against GAMMA
+
+
+def test_date_entries_follow_trdcapdtgrp(history: dict[str, Any], broker: RawClient) -> None:
+    """FIX 4.4 TrdCapDtGrp: each NoDates entry is a TradeDate and/or a TransactTime; two
+    entries are the start and the end."""
+    a, b = history["a"], history["b"]
+    a_from, b_from = a[0].ts, b[0].ts
+    _, reps = ask(broker, "times", [(580, 2), (60, fix_time(a_from)), (60, fix_time(b_from))])
+    assert [r[571] for r in reps] == entitled(a)
+    _, reps = ask(broker, "time", [(580, 1), (60, fix_time(b_from))])
+    assert [r[571] for r in reps] == entitled(b)
+    day = time.strftime("%Y%m%d", time.gmtime(a_from // 10**9))
+    next_day = time.strftime("%Y%m%d", time.gmtime(a_from // 10**9 + 86_400))
+    _, reps = ask(broker, "dates", [(580, 2), (75, day), (75, next_day)])
+    assert [r[571] for r in reps] == entitled(a + b)
+    _, reps = ask(broker, "one-day", [(580, 2), (75, day), (75, day)])  # the end date is included
+    assert [r[571] for r in reps] == entitled(a + b)
+    b_day = time.strftime("%Y%m%d", time.gmtime(b_from // 10**9))
+    _, reps = ask(broker, "date-to-time", [(580, 2), (75, day), (75, b_day), (60, fix_time(b_from))])
+    assert [r[571] for r in reps] == entitled(a)  # from a date to a date and time
+
+
+@pytest.mark.parametrize("dates_", [
+    [(580, 2), (60, "20240102-00:00:00"), (60, "20240101-00:00:00")],  # the end before the start
+    [(580, 1), (75, "20240102"), (60, "20240103-12:00:00")],  # one entry whose date and time disagree
+    [(580, 0), (75, "20240102")],  # more entries than NoDates says (the group's first field starts one)
+], ids=["reversed", "date-time-disagree", "count"])
+def test_date_entries_that_make_no_range_are_refused(broker: RawClient, dates_: list) -> None:
+    broker.send("AD", [(568, "bad-dates"), (569, 1)] + dates_)
+    m = broker.expect("AQ", X568="bad-dates") if dates_[0][1] else broker.expect("3")
+    if m.type == "AQ":
+        assert m[750] == "2" and m[749] == "99" and m.get(58)
+    else:  # QuickFIX's dictionary validation refuses a count mismatch before the application sees it
+        assert m[373] == "16"
+
+
+def test_a_miscounted_date_group_is_refused_not_read_as_an_open_range() -> None:
+    """``580=2|75=D|60=T`` holds *one* entry (a date and a time): not a range from D to T,
+    nor an open-ended start. QuickFIX's validation refuses it on the wire (373=16, above);
+    the business layer must not read it loosely either, as a message parsed by QuickFIX
+    without validation shows."""
+    dd = fix.DataDictionary(DICTIONARY)
+    body = "35=AD|49=BROKER-DC|56=VENUE|34=2|52=20261204-12:00:00|568=r|569=1|580=2|75=20261203|60=20261204-12:00:00|"
+    payload = body.replace("|", "\x01")
+    msg = fix.Message(f"8=FIX.4.4\x019={len(payload)}\x01{payload}10=000\x01", dd, False)
+    assert msg.groupCount(580) == 1
+    with pytest.raises(Refused) as e:
+        parse_request(msg, ("ALPHA",), lambda a: "ALPHA", lambda s: True)
+    assert e.value.result == "99" and "NoDates" in e.value.text
+    one = payload.replace("580=2", "580=1").replace("75=20261203", "75=20261204")
+    ok = fix.Message(f"8=FIX.4.4\x019={len(one)}\x01{one}10=000\x01", dd, False)
+    q = parse_request(ok, ("ALPHA",), lambda a: "ALPHA", lambda s: True)
+    assert q.ts_from == parse_utc("20261204-12:00:00") and q.ts_to == 0  # one entry: from then on
 
 
 @pytest.mark.parametrize("extra,result", [
