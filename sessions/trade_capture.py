@@ -26,7 +26,9 @@ and only those sides. The request (FIX 4.4)::
                             session's entitlement -> refused as unauthorized
 
 The answer: one AQ (750 TradeRequestStatus 0 accepted, 748 TotNumTradeReports N, 749
-TradeRequestResult 0), then N AE in trade order, the last with 912 LastRptRequested=Y.
+TradeRequestResult 0, and the Instrument block FIX 4.4 requires: the request's 55, or
+55=[N/A] when it named none), then N AE in trade order, the last with 912
+LastRptRequested=Y.
 Each AE: 571 TradeReportID = 880 TrdMatchID = the trade id, 568, 748, 150=F, 570=Y
 (the executions were reported), 55, 32 LastQty, 31 LastPx, 75 TradeDate, 60
 TransactTime, and 552 NoSides with, per entitled side: 54 Side, 37 OrderID, 11 ClOrdID,
@@ -67,6 +69,8 @@ log = logging.getLogger("sessions.trade_capture")
 PAGE = 2000  # rows fetched at a time: a long range streams, it is never held in memory
 MAX_BACKLOG = 1024 * 1024
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+NO_SYMBOL = "[N/A]"  # Symbol(55) of an ack whose request named no instrument
 
 # TradeRequestResult (749)
 OK, UNKNOWN_INSTRUMENT, UNSUPPORTED_TYPE, UNAUTHORIZED, OTHER = "0", "1", "8", "9", "99"
@@ -202,7 +206,10 @@ def parse_request(msg: fix.Message, entitled: tuple[str, ...], firm_of: Callable
     return TradeQuery(f.get("568", ""), req_type, sub_type, ts_from, ts_to, symbol, trade_id, order_id, firms, account)
 
 
-def _ack(q_req_id: str, req_type: str, result: str, status: str, total: int = -1, text: str = "") -> fix.Message:
+def _ack(q_req_id: str, req_type: str, result: str, status: str, total: int = -1, text: str = "",
+         symbol: str = "") -> fix.Message:
+    """A TradeCaptureReportRequestAck. FIX 4.4 requires its Instrument block: the
+    request's Symbol echoed, or ``[N/A]`` (the FIX convention) when it named none."""
     m = fix.Message()
     m.getHeader().setField(35, "AQ")
     m.setField(568, q_req_id or "NONE")
@@ -211,6 +218,7 @@ def _ack(q_req_id: str, req_type: str, result: str, status: str, total: int = -1
         m.setField(748, str(total))
     m.setField(749, result)
     m.setField(750, status)
+    m.setField(55, symbol or NO_SYMBOL)
     if text:
         m.setField(58, text[:500])
     return m
@@ -246,19 +254,20 @@ class TradeCapture:
     def on_request(self, msg: fix.Message, ctx: SessionCtx) -> None:
         req_id = msg.getField(568)
         req_type = msg.getField(569)
+        symbol = msg.getField(55) if msg.isSetField(55) else ""
         rec = self.app.registry.sessions.get(ctx.comp_id, ctx.rec)
         try:
             if self.store is None:
                 raise Refused(OTHER, "trade history is not available (the venue runs without its store)")
             q = parse_request(msg, rec.entitled_firms, self._firm_of, lambda s: self.app.instrument(s) is not None)
         except Refused as r:
-            self.app.send(ctx, _ack(req_id, req_type, r.result, "2", text=r.text))
+            self.app.send(ctx, _ack(req_id, req_type, r.result, "2", text=r.text, symbol=symbol))
             return
         upto = self.venue.engine.seq if self.venue.engine is not None else 0
         try:
             self._pool.submit(self._answer, ctx, q, upto)
         except RuntimeError:  # shutting down
-            self.app.send(ctx, _ack(req_id, req_type, OTHER, "2", text="the venue is shutting down"))
+            self.app.send(ctx, _ack(req_id, req_type, OTHER, "2", text="the venue is shutting down", symbol=symbol))
 
     def _firm_of(self, account: str) -> str | None:
         engine = self.venue.engine
@@ -277,7 +286,7 @@ class TradeCapture:
             with store.db.connect() as c:
                 stmt, accounts = self._select(c, q, upto)
                 total = c.execute(select(func.count()).select_from(stmt.subquery())).scalar_one() if accounts else 0
-                self.app.send(ctx, _ack(q.req_id, q.req_type, OK, "0", total))
+                self.app.send(ctx, _ack(q.req_id, q.req_type, OK, "0", total, symbol=q.symbol))
                 if not total:
                     return
                 units = Units(store)
@@ -291,7 +300,8 @@ class TradeCapture:
                     self.reports += 1
         except Exception as e:
             log.exception("trade capture for %s failed", ctx.comp_id)
-            self.app.send(ctx, _ack(q.req_id, q.req_type, OTHER, "2", text=f"trade history failed: {type(e).__name__}"))
+            self.app.send(ctx, _ack(q.req_id, q.req_type, OTHER, "2", text=f"trade history failed: {type(e).__name__}",
+                                    symbol=q.symbol))
 
     @staticmethod
     def _select(c: Any, q: TradeQuery, upto: int) -> tuple[Any, set[str]]:

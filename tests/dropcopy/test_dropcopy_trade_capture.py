@@ -218,6 +218,18 @@ def test_a_miscounted_date_group_is_refused_not_read_as_an_open_range() -> None:
     assert q.ts_from == parse_utc("20261204-12:00:00") and q.ts_to == 0  # one entry: from then on
 
 
+def test_the_ack_carries_the_instrument_block(broker: RawClient) -> None:
+    """FIX 4.4's TradeCaptureReportRequestAck requires the Instrument block: the request's
+    Symbol, or [N/A] when it named none; every AQ and AE passes the dictionary."""
+    dd = fix.DataDictionary(DICTIONARY)
+    for req, extra, symbol in (("sym", [(55, "ETH-USD")], "ETH-USD"), ("nosym", [], "[N/A]"),
+                               ("badsym", [(55, "NOPE-USD")], "NOPE-USD"), ("refused", [(263, 1)], "[N/A]")):
+        ack, reps = ask(broker, req, extra)
+        assert ack[55] == symbol, (req, ack)
+        for m in [ack] + reps:
+            fix.DataDictionary.validate(fix.Message(m.raw.decode(), dd, False), dd, dd)
+
+
 @pytest.mark.parametrize("extra,result", [
     ([(453, 1), (448, "GAMMA"), (447, "D"), (452, 1)], "9"),  # a firm it is not entitled to
     ([(453, 1), (448, "GAMMA-1"), (447, "D"), (452, 24)], "9"),  # an account of such a firm
