@@ -41,6 +41,7 @@ _new = tuple.__new__  # builds a NamedTuple from a full tuple without its Python
 
 DAY_NS: Final = 86_400 * 1_000_000_000
 RECENT_MAX: Final = 50_000  # terminal orders kept for status requests and duplicate-ClOrdID checks
+RETIRED_MAX: Final = 50_000  # ClOrdIDs replaced off open orders, kept for duplicate-ClOrdID checks
 
 _RO_TEXT: Final = "reduce-only order exceeds the position left to reduce"
 _RESTING_TIF: Final = (GTC, GTD, DAY)
@@ -88,6 +89,44 @@ class Market:
         return max(1, -(-ref * (PPM - band) // PPM))
 
 
+class RetiredClOrdIDs:
+    """The ClOrdIDs that replaces took off orders still open (an order that closes keeps
+    its current ClOrdID in ``Account.recent_clid``). FIX 4.4 wants a ClOrdID unique within
+    a session's day; the venue refuses a new order or a replace that takes a ClOrdID it
+    has seen on the account within a bounded window: the open orders', the last
+    ``RECENT_MAX`` closed orders' and the last ``RETIRED_MAX`` replaced ones. Part of the
+    engine's state, kept through snapshots as an engine extension ("clordids"), so a
+    replay from a snapshot refuses the same ClOrdIDs as the venue that ran on."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str], int] = {}  # (account, ClOrdID) -> order id
+        self._fifo: deque[tuple[str, str, int]] = deque()
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._ids
+
+    def add(self, account: str, clid: str, order_id: int) -> None:
+        key = (account, clid)
+        self._ids[key] = order_id
+        self._fifo.append((account, clid, order_id))
+        if len(self._fifo) > RETIRED_MAX:
+            a, c, oid = self._fifo.popleft()
+            if self._ids.get((a, c)) == oid:
+                del self._ids[(a, c)]
+
+    def dump_state(self) -> list[list[Any]]:
+        return [list(x) for x in self._fifo]
+
+    def load_state(self, d: list[list[Any]]) -> None:
+        self._ids.clear()
+        self._fifo.clear()
+        for account, clid, order_id in d:
+            self.add(account, clid, order_id)
+
+    def state_hash(self) -> str:
+        return hashlib.sha256(repr(list(self._fifo)).encode()).hexdigest()
+
+
 class Engine:
     ledger: Ledger
     markets: dict[str, Market]
@@ -100,6 +139,7 @@ class Engine:
     risk: Any
     after: Callable[[], None] | None
     extensions: dict[str, Any]
+    retired: RetiredClOrdIDs
     fee_acct: Account
     _ev: list[Any]
     _n: int
@@ -121,6 +161,8 @@ class Engine:
         self.risk = None
         self.after = None  # optional hook run after every command's handler (margin: repay, liquidate)
         self.extensions = {}  # name -> object with dump_state(), load_state(d), state_hash() (see venue.snapshot)
+        self.retired = RetiredClOrdIDs()
+        self.extensions["clordids"] = self.retired
         self._ev = []
         self._n = 0  # executions in this command (ExecID = seq-n)
         self._tn = 0  # trades in this command (TradeID = seq-n)
@@ -166,6 +208,11 @@ class Engine:
         if self.after is not None:
             self.after()
         return ev
+
+    def clid_taken(self, acct: Account, clid: str) -> bool:
+        """Whether ``clid`` is in use on ``acct``, or was within the window that
+        :class:`RetiredClOrdIDs` describes: a new order or replace may not take it."""
+        return clid in acct.by_clid or clid in acct.recent_clid or (acct.id, clid) in self.retired
 
     def register_handler(self, cls: type, handler: Callable[[Any], None]) -> None:
         """Attach the handler of a command defined outside the core (risk, margin)."""
@@ -242,7 +289,7 @@ class Engine:
             return self._reject(c, Reject.INVALID_STP, f"invalid self-trade prevention mode {stp}", acct)
         if not clid:
             return self._reject(c, Reject.BAD_COMMAND, "ClOrdID is required", acct)
-        if clid in acct.by_clid or clid in acct.recent_clid:
+        if self.clid_taken(acct, clid):
             return self._reject(c, Reject.DUPLICATE_CL_ORD_ID, f"duplicate ClOrdID {clid}", acct)
         book = mkt.book
         # the price the order may trade at: its limit, or the protection cap of a market order
@@ -661,7 +708,7 @@ class Engine:
         if notional > inst.max_notional or notional < inst.min_notional:
             return self._refuse(c, o, Reject.NOTIONAL_ABOVE_MAX if notional > inst.max_notional else Reject.NOTIONAL_BELOW_MIN, f"notional {self._fmt(mkt.quote, notional)} {mkt.quote} is outside the limits of {inst.symbol}")
         clid = c.cl_ord_id or o.cl_ord_id
-        if clid != o.cl_ord_id and (clid in o.acct.by_clid or clid in o.acct.recent_clid):
+        if clid != o.cl_ord_id and self.clid_taken(o.acct, clid):
             return self._refuse(c, o, Reject.DUPLICATE_CL_ORD_ID, f"duplicate ClOrdID {clid}")
         if o.status == WAITING_TRIGGER and new_stop != o.stop_px and mkt.last_px:
             if (o.side == BUY and mkt.last_px >= new_stop) or (o.side == SELL and mkt.last_px <= new_stop):
@@ -688,6 +735,7 @@ class Engine:
         if clid != orig:
             if acct.by_clid.get(orig) is o:
                 del acct.by_clid[orig]
+            self.retired.add(acct.id, orig, o.id)
         keep = new_price == o.price and new_stop == o.stop_px and new_leaves <= o.leaves
         if keep:
             if o.level is not None:
