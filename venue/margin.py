@@ -34,8 +34,11 @@ account, *equity* is the value of everything it has minus everything it owes, an
   changes are checked the same way, and so is a hold for a pending withdrawal: the money a
   pending withdrawal holds stops being collateral at once (``Ledger.withdrawing``), so
   completing it later changes nothing the margin counts.
-- Maintenance margin is half the initial margin. After every command the accounts whose
-  prices moved or whose balances changed are checked; one below maintenance is
+- Maintenance margin is half the initial margin. After every command the borrowers whose
+  balances the command changed, and those holding or owing an asset whose mark moved,
+  are checked (incrementally: a command that touches no borrower and no watched market
+  costs one scan of its events, and a mark move within the cushion an account had at
+  its last valuation costs a little arithmetic); one below maintenance is
   liquidated inside the same command: its open orders are cancelled and its largest
   positions first (ties by asset code) are reduced on their USD instruments with IOC
   orders flagged as liquidations (``OrderInfo.liquidation``, ``Trade.liquidation``),
@@ -101,6 +104,7 @@ MAX_ROUNDS: Final = 16  # cascade rounds per command
 MAX_STEPS: Final = 12  # liquidation orders per account per round
 SIZE_MARGIN_PPM: Final = 250_000  # a liquidation cuts 25% more than the bare arithmetic (slippage, fees)
 _MARGIN: Final = int(AccountKind.MARGIN)
+_SYSTEM: Final = (LENDING_ACCOUNT, INSURANCE_ACCOUNT)
 
 
 class SetLeverage(NamedTuple):
@@ -175,6 +179,14 @@ class MarginBook:
         self.liq_ref: dict[str, list[int]] = {}
         self._limits: dict[tuple[str, str, int], int] = {}  # this command's liquidation limits
         self._limits_seq = -1
+        # derived from the state (rebuilt after a snapshot load), to keep ``after`` incremental:
+        self._ro: set[str] = set()  # accounts that may have open reduce-only orders
+        self._ro_new: list[str] = []  # ... added by this command
+        self._exp_of: dict[str, frozenset[str]] = {}  # borrower -> assets its equity moves with
+        self._exposed: dict[str, set[str]] = {}  # asset -> those borrowers
+        self._exp_syms: set[str] = set()  # the USD instruments of those assets
+        self._safe: dict[str, tuple[int, int, tuple[tuple[str, int, int, int], ...]]] = {}  # see _remember_safe
+        self._vm_sym: dict[str, str] = {}  # symbol of an asset's USD instrument -> the asset
         self._vm: dict[str, Market] = {}  # asset -> its USD instrument's market
         self._vm_n = -1
         self._id_seq = 0
@@ -200,7 +212,9 @@ class MarginBook:
                 m = e.markets[sym]
                 if m.quote == VALUATION_ASSET and m.base not in self._vm:
                     self._vm[m.base] = m
+            self._vm_sym = {m.symbol: a for a, m in self._vm.items()}
             self._vm_n = len(e.markets)
+            self._exp_syms = {self._vm[a].symbol for a in self._exposed if a in self._vm}
         return self._vm.get(asset)
 
     def price(self, asset: str, live_only: bool = False) -> tuple[int, int] | None:
@@ -318,6 +332,8 @@ class MarginBook:
             if refusal is not None:
                 return refusal
             mkt.book.ro_cap = self.reduce_only_cap  # enforce it at fill time too
+            self._ro.add(acct.id)
+            self._ro_new.append(acct.id)  # (``after`` drops it again if the order was refused)
         if acct.kind != _MARGIN:
             return None
         ref = price
@@ -455,62 +471,185 @@ class MarginBook:
 
     # ================================================================ after every command
     def after(self) -> None:
+        """Repay, trim reduce-only orders and watch maintenance after a command (the engine's
+        ``after`` hook). Incremental: it looks only at the accounts the command's events
+        touched and, for each market whose book or tape changed, at the borrowers exposed
+        to its asset (:attr:`_exposed`) whose cushion the mark's move may have used up
+        (:meth:`_still_safe`); without loans, liquidations and reduce-only orders it only
+        scans the events for trades when a liquidation trade is the last on some tape."""
         e = self.engine
-        led = e.ledger
-        if self.liq_ref:
-            for x in e._ev:  # (the command's own trades: liquidations have not run yet)
-                if type(x) is Trade and not x.liquidation:
-                    self.liq_ref.pop(x.symbol, None)
-        if not led.loans and not self.liquidating:
-            return
         ev = e._ev
+        liq_ref = self.liq_ref
+        if liq_ref:
+            for x in ev:  # (the command's own trades: liquidations have not run yet)
+                if type(x) is Trade and not x.liquidation:
+                    liq_ref.pop(x.symbol, None)
+        led = e.ledger
+        loans, liquidating, ro = led.loans, self.liquidating, self._ro
+        if not loans and not liquidating and not ro:
+            return
+        if self._vm_n != len(e.markets):
+            self.value_market("")  # (refreshes the symbol maps)
+        if not self._ro_new:  # the common case first: does anything in the command concern margin?
+            watched = self._exp_syms
+            for x in ev:
+                t = type(x)
+                if t is Execution:
+                    info = x.info
+                    aid = info.account
+                    if aid in loans or aid in liquidating or aid in ro or (
+                            info.symbol in watched and (x.book or x.last_qty)):
+                        break
+                elif t is FundingPosted or t is MarginTransfer or t is InstrumentStatus:
+                    break
+            else:
+                return
+        vsym, exposed, marks, accounts = self._vm_sym, self._exposed, self.marks, led.accounts
         start = 0
         for _ in range(MAX_ROUNDS):
             touched: set[str] = set()
-            symbols: set[str] = set()
-            for x in ev[start:]:
+            books: set[str] = set()
+            retry_all = False
+            if self._ro_new:
+                touched.update(self._ro_new)
+                self._ro_new = []
+            watched = self._exp_syms  # (the symbols whose marks someone's equity moves with)
+            for x in (ev if not start else ev[start:]):
                 t = type(x)
                 if t is Execution:
-                    touched.add(x.info.account)
-                    if x.book or x.last_qty:
-                        symbols.add(x.info.symbol)
-                elif t is FundingPosted:
-                    touched.add(x.account)
+                    info = x.info
+                    aid = info.account
+                    if aid in loans or aid in liquidating or aid in ro:
+                        touched.add(aid)
+                    if info.symbol in watched and (x.book or x.last_qty):
+                        books.add(info.symbol)
+                elif t is FundingPosted or t is MarginTransfer:
+                    aid = x.account
+                    if aid in loans or aid in liquidating or aid in ro:
+                        touched.add(aid)
+                    if x.account in _SYSTEM or (t is MarginTransfer and x.counterparty in _SYSTEM):
+                        retry_all = True  # the pool or the fund has money again
                 elif t is InstrumentStatus:
-                    symbols.add(x.symbol)
+                    retry_all = True
             start = len(ev)
-            accounts = led.accounts
+            if not touched and not books and not retry_all:
+                return
             for aid in sorted(touched):
-                acct = accounts.get(aid)
-                if acct is not None and acct.kind == _MARGIN:
+                acct = accounts[aid]
+                self._safe.pop(aid, None)
+                if aid in loans:
                     self._repay(acct)
+                if aid in ro:
                     self._trim_reduce_only(acct)
-            changed: set[str] = set()
-            for sym in sorted(symbols):
-                mkt = e.markets[sym]
-                if mkt.quote == VALUATION_ASSET and self.value_market(mkt.base) is mkt:
-                    m = self.mark(mkt)
-                    if m and m != self.marks.get(sym):
-                        self.marks[sym] = m
-                        changed.add(mkt.base)
-            cands = {a for a in touched if a in led.loans}
-            if changed:
-                for aid, loans in led.loans.items():
-                    acct = accounts[aid]
-                    if any(a in loans or a in acct.bal for a in changed):
+            cands = {a for a in touched if a in loans or a in liquidating}
+            if retry_all:
+                cands.update(liquidating)
+            moved: list[str] = []
+            for sym in sorted(books):
+                holders = exposed.get(vsym[sym])
+                if not holders:
+                    continue
+                m = self.mark(e.markets[sym])
+                if m and m != marks.get(sym):
+                    marks[sym] = m
+                    moved.append(sym)
+                cands.update(a for a in holders if a in liquidating)  # its book changed: try again
+            for sym in moved:
+                for aid in exposed[vsym[sym]]:
+                    if aid not in cands and not self._still_safe(aid):
                         cands.add(aid)
-            if symbols or touched:
-                cands.update(self.liquidating)
             for aid in sorted(cands):
                 acct = accounts[aid]
                 if acct.kind == _MARGIN:
                     self._watch(acct)
+            for aid in touched | cands:
+                self._expose(accounts[aid])
             if len(ev) == start:
                 return
+
+    # -- incremental watch ----------------------------------------------------------------
+    def _exposure_of(self, acct: Account) -> frozenset[str]:
+        """The assets (but the valuation asset) whose mark moves a borrower's or a
+        liquidated account's equity."""
+        aid = acct.id
+        if aid not in self.engine.ledger.loans and aid not in self.liquidating:
+            return frozenset()
+        return frozenset(a for a in self.nets(acct) if a != VALUATION_ASSET)
+
+    def _expose(self, acct: Account) -> None:
+        new = self._exposure_of(acct)
+        old = self._exp_of.get(acct.id, frozenset())
+        if new == old:
+            return
+        for asset in old - new:
+            holders = self._exposed[asset]
+            holders.discard(acct.id)
+            if not holders:
+                del self._exposed[asset]
+                mkt = self.value_market(asset)
+                if mkt is not None:
+                    self._exp_syms.discard(mkt.symbol)
+        for asset in new - old:
+            self._exposed.setdefault(asset, set()).add(acct.id)
+            mkt = self.value_market(asset)
+            if mkt is not None:
+                self._exp_syms.add(mkt.symbol)
+                m = self.mark(mkt)
+                if m:
+                    self.marks[mkt.symbol] = m  # (kept live for every exposed asset: see _still_safe)
+        if new:
+            self._exp_of[acct.id] = new
+        else:
+            self._exp_of.pop(acct.id, None)
+            self._safe.pop(acct.id, None)
+
+    def _rebuild_exposure(self) -> None:
+        self._exp_of, self._exposed = {}, {}
+        accounts = self.engine.ledger.accounts
+        for aid in sorted(set(self.engine.ledger.loans) | set(self.liquidating)):
+            new = self._exposure_of(accounts[aid])
+            if new:
+                self._exp_of[aid] = new
+                for asset in new:
+                    self._exposed.setdefault(asset, set()).add(aid)
+        self._exp_syms = {m.symbol for a in self._exposed if (m := self.value_market(a)) is not None}
+
+    def _remember_safe(self, acct: Account, h: Health) -> None:
+        """After a check found ``acct`` above maintenance: how far the marks may move before
+        it could fall below (its cushion, and per exposed asset the mark then and the
+        weight of a tick), so that later moves are checked with a little arithmetic."""
+        legs = []
+        for asset, net in self.nets(acct).items():
+            if asset == VALUATION_ASSET:
+                continue
+            mkt = self.value_market(asset)
+            p0 = (self.mark(mkt) or self.marks.get(mkt.symbol, 0)) if mkt is not None else 0
+            if not p0:
+                self._safe.pop(acct.id, None)
+                return  # unpriced: always checked
+            legs.append((mkt.symbol, p0, abs(net) * mkt.mult, mkt.bpl))
+        self._safe[acct.id] = (h.equity - h.maintenance, im_ppm(acct.leverage) // 2, tuple(legs))
+
+    def _still_safe(self, aid: str) -> bool:
+        """Can the marks' moves since :meth:`_remember_safe` not have taken the account below
+        maintenance? Each asset's value moves by at most |net| x the mark's move (+1 atom
+        of rounding); the gross position by as much, and the maintenance by its share of
+        that (+1 of rounding). Conservative: False sends the account to a full check."""
+        x = self._safe.get(aid)
+        if x is None:
+            return False
+        cushion, mm, legs = x
+        marks = self.marks
+        used = 0
+        for sym, p0, weight, bpl in legs:
+            d = marks.get(sym, p0) - p0
+            used += -(-weight * abs(d) // bpl) + 1
+        return used + -(-used * mm // PPM) + len(legs) + 1 <= cushion
 
     def _trim_reduce_only(self, acct: Account) -> None:
         ro = [o for o in acct.orders.values() if o.reduce_only]
         if not ro:
+            self._ro.discard(acct.id)
             return
         e = self.engine
         for mkt, side in sorted({(o.mkt.symbol, o.side) for o in ro}):
@@ -531,7 +670,9 @@ class MarginBook:
         if aid not in self.liquidating:
             below = h.equity < h.maintenance if h.gross else h.equity < 0
             if not below:
+                self._remember_safe(acct, h)
                 return
+            self._safe.pop(aid, None)
             self.liquidating[aid] = "started"
             e._ev.append(Liquidation(e.seq, e.ts, aid, "started", h.equity, h.maintenance,
                                      text=f"equity below the maintenance margin ({acct.leverage}x)"))
@@ -819,6 +960,7 @@ class MarginBook:
             return self._no(c, Reject.MARGIN_INSUFFICIENT, f"account {acct.id} is being liquidated")
         old = acct.leverage
         acct.leverage = c.leverage
+        self._safe.pop(acct.id, None)  # its maintenance changed
         if c.leverage < old:
             eq, gross, _ = self._worst(acct)
             if eq * PPM < gross * im_ppm(c.leverage):
@@ -899,14 +1041,18 @@ class MarginBook:
     def load_state(self, d: dict[str, Any]) -> None:
         led = self.engine.ledger
         self.liquidating = dict(d.get("liquidating", {}))
+        self._ro = set()
         for o in self.engine.orders.values():
             if o.reduce_only:
                 o.mkt.book.ro_cap = self.reduce_only_cap
+                self._ro.add(o.acct.id)
         self.marks = dict(d.get("marks", {}))
         self.liq_ref = {k: list(v) for k, v in d.get("liq_ref", {}).items()}
         led.loans = {a: dict(x) for a, x in d.get("loans", {}).items()}
         led.lent = dict(d.get("lent", {}))
         led.written_off = dict(d.get("written_off", {}))
+        self._safe = {}
+        self._rebuild_exposure()
 
     def state_hash(self) -> str:
         h = hashlib.sha256()
@@ -931,6 +1077,13 @@ class MarginBook:
                 d[asset] = d.get(asset, 0) + amount
         if pending != led.withdrawing:
             raise EngineBug(f"margin: pending withdrawals {led.withdrawing} != the funding records' {pending}")
+        kept = (self._exp_of, self._exposed, self._exp_syms)  # the incremental watch's index agrees
+        self._rebuild_exposure()
+        if kept != (self._exp_of, self._exposed, self._exp_syms):
+            raise EngineBug(f"margin: exposure index {kept[0]} != {self._exp_of}")
+        ro = {o.acct.id for o in self.engine.orders.values() if o.reduce_only}
+        if not ro <= self._ro:
+            raise EngineBug(f"margin: accounts with reduce-only orders {ro} missing from {self._ro}")
         for aid, d in led.loans.items():
             acct = led.accounts.get(aid)
             if acct is None or acct.kind != _MARGIN:
