@@ -211,3 +211,35 @@ def test_limits_live_in_snapshots_and_hashes(h: RiskHarness) -> None:
 def test_admin_events(h: RiskHarness) -> None:
     (ev,) = h.do(SetRiskLimits("account", "a1", "BTC-USD", max_qty=5))
     assert isinstance(ev, AdminApplied)
+
+
+def test_max_position_short_counts_loans_and_open_sells() -> None:
+    """A margin account's short: what it owes the pool counts, and so do its open sells."""
+    from tests.risk.market import move_to, open_market
+
+    h = RiskHarness()
+    open_market(h)
+    move_to(h, "100000")
+    h.margin_account("m1", usd="100000")
+    limits(h, "account", "m1", "BTC-USD", max_position=h.lots("1"))
+    accepted(h.sell("m1", "0.6", "99999.99", tif=IOC))  # short 0.6: borrowed
+    accepted(h.sell("m1", "0.3", "105000"))  # open: the short could reach 0.9
+    r = rejected(h.sell("m1", "0.2", "105000"))
+    assert r.code == Reject.MAX_POSITION
+    assert r.text == ("the short position could reach 1.10000 BTC: the account m1 BTC-USD maximum position is "
+                      "1.00000")
+    accepted(h.sell("m1", "0.1", "105000"))  # exactly 1
+    accepted(h.buy("m1", "0.5", "100000.01", tif=IOC))  # buying back reduces it
+    h.check()
+
+
+def test_market_order_notional_is_taken_at_the_touch_not_the_protection_cap(h: RiskHarness) -> None:
+    """A market buy's notional for the limits is its quantity at the best ask (60000):
+    1 BTC is 60000, within a 61000 maximum, though its 5% cap (63000) is not."""
+    h.sell("b1", "5", "60000")
+    limits(h, "account", "a1", "BTC-USD", max_notional=h.atoms("USD", "61000"), min_notional=h.atoms("USD", "59000"))
+    accepted(h.buy("a1", "1", ord_type=MARKET))
+    r = rejected(h.buy("a1", "1.1", ord_type=MARKET))
+    assert r.code == Reject.NOTIONAL_ABOVE_MAX
+    assert r.text == "notional 66000 USD is above the account a1 BTC-USD maximum notional 61000"
+    h.check()

@@ -12,10 +12,11 @@ import pytest
 from venue import commands as C
 from venue.events import Trade
 from venue.margin import INSURANCE_ACCOUNT, Liquidation, MarginTransfer
-from venue.types import IOC, SELL
+from venue.types import IOC, SELL, ExecKind
 
 from tests.risk.helpers import RiskHarness
 from tests.risk.market import LP, TAKER, move_to, open_market
+from tests.venue.harness import execs
 
 THIN = ("94000", "89000", "84000", "79000", "74000", "69000", "64000", "59000", "54000", "49000", "44000", "20000")
 
@@ -169,4 +170,20 @@ def test_the_fund_never_pays_for_a_buy_back_it_has_not_got_the_money_for() -> No
     ev = move_to(h, "115000")
     assert stages(ev) == ["started", "stalled"]  # no money anywhere: it waits, nobody pays
     assert h.total(INSURANCE_ACCOUNT, "USD") >= 0
+    h.check()
+
+
+def test_the_largest_position_is_reduced_first() -> None:
+    h = RiskHarness()
+    open_market(h)
+    move_to(h, "100000")
+    move_to(h, "3000", "ETH-USD")
+    h.margin_account("m1")
+    h.buy("m1", "0.6", "100000.01", tif=IOC)  # 60,000 of BTC
+    h.buy("m1", "10", "3000.01", symbol="ETH-USD", tif=IOC)  # 30,000 of ETH: 9x in all
+    h.check()
+    ev = move_to(h, "90000")  # BTC falls: 54,000 of BTC is still the larger position
+    assert stages(ev)[0] == "started"
+    orders = [e.info.symbol for e in execs(ev, ExecKind.NEW) if e.info.liquidation]
+    assert orders and orders[0] == "BTC-USD"
     h.check()
