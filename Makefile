@@ -1,9 +1,18 @@
 # The two commands of the README. Both install what they need first.
 PY ?= python3
 
-.PHONY: demo test install services bench
+.PHONY: demo test install services bench softhsm
 
-install:
+# custody's embedded default keeps its keys in a SoftHSM2 token (Debian's softhsm2);
+# without it custody falls back, loudly, to a software keystore
+softhsm:
+	@command -v softhsm2-util >/dev/null 2>&1 || { \
+	  S=""; [ "$$(id -u)" = "0" ] || S=sudo; \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    $$S apt-get update -qq && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 >/dev/null; \
+	  else echo "warning: install SoftHSM2 (softhsm2-util) for custody's token" >&2; fi; }
+
+install: softhsm
 	$(PY) fix_config/build_quickfix.py
 	$(PY) -m pip install -q -e .
 	@command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
