@@ -5,7 +5,7 @@ SQL store under the data directory and the control endpoint), seeded with the de
 firms and sessions plus a firm GAMMA (account GAMMA-1) that the broker BROKER-DC is not
 entitled to. A listener records, from the venue's own durable events, every execution
 report the engine produced (ExecID -> what it says), every trade, to compare with what
-the broker received."""
+the broker received, and every control command applied."""
 from __future__ import annotations
 
 import threading
@@ -16,7 +16,7 @@ from cli.demo import ASSETS, demo_commands
 from cli.runtime import RunningVenue, start_venue
 from sessions.server import FixConfig, FixServer
 from venue import commands as C
-from venue.events import Execution, OrderRejected, Trade
+from venue.events import AdminApplied, Execution, OrderRejected, Trade
 from venue.types import AccountKind, STP
 
 ENTITLED = ("ALPHA", "BETA")
@@ -30,6 +30,7 @@ class World:
         self.lock = threading.Lock()
         self.executions: dict[str, dict[str, Any]] = {}  # ExecID -> facts, every firm
         self.trades: list[Any] = []
+        self.admin: list[AdminApplied] = []  # control commands applied (sessions, firms, ...)
         self.venue.subscribe(self._record)
         cmds = demo_commands() + [C.CreateFirm("GAMMA", "Gamma Trading"),
                                   C.CreateAccount("GAMMA-1", "GAMMA", int(AccountKind.CASH), 200, 500,
@@ -61,6 +62,8 @@ class World:
                             "reason": ev.code, "cl_ord_id": ev.cmd.cl_ord_id}
                     elif t is Trade:
                         self.trades.append(ev)
+                    elif t is AdminApplied:
+                        self.admin.append(ev)
 
     def expected(self, firms: tuple[str, ...] = ENTITLED) -> dict[str, dict[str, Any]]:
         with self.lock:
