@@ -27,7 +27,7 @@ Market data and trade capture (sessions/marketdata_session.py, sessions/trade_ca
         currency) in the SecListGrp entries of a SecurityList
   1057  AggressorIndicator (BOOLEAN, FIX 5.0's) in the TrdCapRptSideGrp entries of a
         TradeCaptureReport
-Margin, positions, limits and the kill switch (sessions/risk_fix.py):
+Margin, positions, limits and the kill switch (sessions/risk_session.py):
   25010 LiquidationIndicator (BOOLEAN) ExecutionReport: Y on the reports of a liquidation
         order (its fills) and of an order cancelled because its account is being liquidated
         (every client also sees Text(58) starting "liquidation")

@@ -124,6 +124,10 @@ class VenueApplication(fix.Application):
             "market_data": {},
         }
         self.batch_listeners: list[Callable[[list[Processed]], None]] = []  # drop copy, market data
+        # event type -> its router (outbox thread), for events other modules answer (kill switch reports)
+        self.event_routes: dict[type, Callable[[Any], None]] = {}
+        # MsgType -> its name, for the BusinessMessageReject a role that may not send it gets
+        self.message_names: dict[str, str] = {}
         self.logon_listeners: list[Callable[[SessionCtx], None]] = []
         self.logout_listeners: list[Callable[[SessionCtx], None]] = []
         self.messages_in = 0
@@ -306,6 +310,11 @@ class VenueApplication(fix.Application):
                 if mt in ORDER_MSG_TYPES:
                     self.send(ctx, codec.business_reject(mt, msg.getHeader().getField(34), "6",
                                                          f"{ctx.rec.role.replace('_', '-')} sessions cannot trade"))
+                    return
+                name = self.message_names.get(mt)
+                if name is not None:
+                    self.send(ctx, codec.business_reject(mt, msg.getHeader().getField(34), "6",
+                                                         f"{ctx.rec.role.replace('_', '-')} sessions cannot send {name}"))
                     return
                 raise fix.UnsupportedMessageType()
             if not self._throttle(ctx, msg, mt):
@@ -612,6 +621,10 @@ class VenueApplication(fix.Application):
                         self.send(ctx, codec.cancel_reject(ev, ext=ctx.ext))
                 elif t is MassCancelReport:
                     self._route_mass_cancel(ev)
+                else:
+                    route = self.event_routes.get(t)
+                    if route is not None:
+                        route(ev)
         for fn in self.batch_listeners:
             try:
                 fn(batch)

@@ -30,6 +30,7 @@ from sessions.auth import LogonChecker, LogonRules
 from sessions.dropcopy import DropCopy
 from sessions.gateway import LogonGateway
 from sessions.marketdata_session import MarketDataSessions
+from sessions.risk_session import RiskRequests
 from sessions.trade_capture import TradeCapture
 from venue.access import AccessRegistry, CreateSession, SessionRecord, SetSessionEnabled
 from venue.core import Venue
@@ -150,6 +151,7 @@ class FixServer:
         self._own_market_data = market_data is None
         self.drop_copy = DropCopy(self.app, self._gateway_backlog("drop_copy"), self._gateway_disconnect("drop_copy"))
         self.trade_capture = TradeCapture(self.app, venue, store, cfg.dictionary, self._gateway_backlog("drop_copy"))
+        self.risk_requests = RiskRequests(self.app, cfg.dictionary)
         self.md_sessions: MarketDataSessions | None = None
         self.checker = LogonChecker(self.registry)
         self.logon_rules = LogonRules(cfg.dictionary)

@@ -36,13 +36,17 @@ class Running:
         raise AssertionError(f"{comp_id} still logged on")
 
 
-def start_venue(data_dir: str, seed: bool = True, **fix_kw) -> Running:
+def start_venue(data_dir: str, seed: bool = True, extra: tuple = (), **fix_kw) -> Running:
+    """``extra``: commands executed after the demo's, before the FIX server starts (so
+    that sessions they create are served by its main acceptor)."""
     v = Venue(data_dir)
     v.open()
     v.start()
     if seed:
         for c in demo_commands():
             v.execute(c)
+    for c in extra:
+        v.execute(c)
     srv = FixServer(v, FixConfig(data_dir=data_dir, ports={"order_entry": 0, "drop_copy": 0, "market_data": 0},
                                  **fix_kw))
     srv.start()
