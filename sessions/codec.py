@@ -16,7 +16,19 @@ The venue's own tags (declared in fix_config/FIX44.xml) go only to a client that
   that carried it (``stp=True``);
 - with the Logon flag 25005 VenueExtensions=Y (``ext=True``) a session also gets 25001 on
   every report, 25002 VenueRejectCode (the venue's own reject code, beside the standard
-  OrdRejReason/CxlRejReason) on refusals, and 880 TrdMatchID (a FIX 5.0 field) on fills.
+  OrdRejReason/CxlRejReason) on refusals, 880 TrdMatchID (a FIX 5.0 field) on fills, and
+  25010 LiquidationIndicator=Y on the reports of liquidations (below).
+
+Liquidations: the reports of an order the venue placed to liquidate a margin account
+(its fills, and the cancel of what an IOC liquidation order could not fill) and of an
+order cancelled because its account is being liquidated (CancelReason LIQUIDATION) carry
+a Text(58) that begins with "liquidation", which every client sees (a liquidation
+order's ClOrdID also begins with "LIQ-"); a session with 25005=Y gets 25010=Y on them too.
+FIX 4.4 has no standard marker: ExecRestatementReason is for restatements, not fills,
+and OrdType/ExecInst describe what a client asked for.
+
+ExecInst(18) on orders: 6 (participate, do not initiate) = post-only, E (do not
+increase) = reduce-only; both may be given ("6 E"); other values are ignored.
 
 The trade id of a fill travels in SecondaryExecID (527), a FIX 4.4 ExecutionReport field
 (Kraken's FIX 4.4 API does the same); a stop order's trigger is ExecType D (Restated),
@@ -45,6 +57,8 @@ TAG_STP = 25001
 TAG_COD = 8013
 TAG_REJECT_CODE = 25002
 TAG_EXTENSIONS = 25005
+TAG_LIQUIDATION = 25010
+_LIQUIDATION = int(CancelReason.LIQUIDATION)
 
 SIDE_IN = {"1": BUY, "2": SELL}
 SIDE_OUT = {BUY: "1", SELL: "2"}
@@ -71,6 +85,7 @@ _ORD_REJ = {
     Reject.INVALID_QUANTITY: "13", Reject.OFF_LOT: "13", Reject.QTY_BELOW_MIN: "13", Reject.QTY_ABOVE_MAX: "13",
     Reject.INSUFFICIENT_FUNDS: "3", Reject.CREDIT_LIMIT: "3", Reject.MAX_POSITION: "3",
     Reject.NOTIONAL_ABOVE_MAX: "3", Reject.MAX_OPEN_ORDERS: "3", Reject.MARGIN_INSUFFICIENT: "3",
+    Reject.REDUCE_ONLY: "3",
     Reject.UNKNOWN_ACCOUNT: "15", Reject.NOT_ENTITLED: "15", Reject.ACCOUNT_DISABLED: "15",
     Reject.UNSUPPORTED: "11", Reject.INVALID_ORDER_TYPE: "11", Reject.INVALID_TIME_IN_FORCE: "11",
     Reject.INVALID_DISPLAY_QTY: "11", Reject.KILL_SWITCH: "0", Reject.THROTTLED: "0",
@@ -226,15 +241,15 @@ def decode_new_order(f: dict[str, str], inst: Instrument | None, account: str, s
             expire_ts = parse_utc(et)
         except ValueError as e:
             return EdgeReject(Reject.INVALID_EXPIRE_TIME, str(e))
-    post_only = "6" in (f.get("18") or "").split()
+    inst_flags = (f.get("18") or "").split()
     stp = 0
     stp_s = f.get(str(TAG_STP))
     if stp_s is not None:
         stp = STP_IN.get(stp_s, -1)
         if stp < 0:
             return EdgeReject(Reject.INVALID_STP, f"SelfTradePreventionMode {stp_s} is not 1..5")
-    return C.NewOrder(account, clid, inst.symbol, side, ot, qty, price, stop_px, tif, expire_ts, post_only, display,
-                      stp, session)
+    return C.NewOrder(account, clid, inst.symbol, side, ot, qty, price, stop_px, tif, expire_ts, "6" in inst_flags,
+                      display, stp, session, "E" in inst_flags)
 
 
 class Restated(NamedTuple):
@@ -250,6 +265,7 @@ class Restated(NamedTuple):
     post_only: bool | None
     display_qty: int | None
     stp: int | None
+    reduce_only: bool | None = None
 
 
 def decode_replace(f: dict[str, str], inst: Instrument) -> Restated | EdgeReject:
@@ -301,14 +317,15 @@ def decode_replace(f: dict[str, str], inst: Instrument) -> Restated | EdgeReject
             expire_ts = parse_utc(et)
         except ValueError as e:
             return EdgeReject(Reject.INVALID_EXPIRE_TIME, str(e))
-    post_only = "6" in f["18"].split() if "18" in f else None
+    flags = f["18"].split() if "18" in f else None
     stp = None
     stp_s = f.get(str(TAG_STP))
     if stp_s is not None:
         stp = STP_IN.get(stp_s, -1)
         if stp < 0:
             return EdgeReject(Reject.INVALID_STP, f"SelfTradePreventionMode {stp_s} is not 1..5")
-    return Restated(side, ot, qty, price, stop_px, tif, expire_ts, post_only, display, stp)
+    return Restated(side, ot, qty, price, stop_px, tif, expire_ts, None if flags is None else "6" in flags, display, stp,
+                    None if flags is None else "E" in flags)
 
 
 def replace_conflict(r: Restated, info: OrderInfo) -> str | None:
@@ -325,6 +342,8 @@ def replace_conflict(r: Restated, info: OrderInfo) -> str | None:
         return "ExpireTime cannot be changed by a replace"
     if r.post_only is not None and r.post_only != info.post_only:
         return "ExecInst (post-only) cannot be changed by a replace"
+    if r.reduce_only is not None and r.reduce_only != info.reduce_only:
+        return "ExecInst (reduce-only, E) cannot be changed by a replace"
     if r.display_qty is not None and r.display_qty != info.display_qty:
         return "MaxFloor cannot be changed by a replace"
     if r.stp is not None and r.stp != info.stp:
@@ -361,13 +380,16 @@ def _order_part(info: OrderInfo, inst: Instrument, stp_echo: bool = False) -> st
         out += f"126={utc(info.expire_ts)}\x01"
     if info.display_qty:
         out += f"111={fmt_multiple(info.display_qty, inst.lot_size)}\x01"
-    if info.post_only:
-        out += "18=6\x01"
+    if info.post_only or info.reduce_only:
+        out += _EXEC_INST[(info.post_only, info.reduce_only)]
     if stp_echo:
         stp = STP_OUT.get(info.stp)
         if stp:
             out += f"{TAG_STP}={stp}\x01"
     return out
+
+
+_EXEC_INST = {(True, False): "18=6\x01", (False, True): "18=E\x01", (True, True): "18=6 E\x01"}
 
 
 def execution_report(ev: Execution, inst: Instrument, quote: Asset, into: fix.Message | None = None,
@@ -402,6 +424,11 @@ def execution_report(ev: Execution, inst: Instrument, quote: Asset, into: fix.Me
             text = CancelReason(ev.reason).name.lower().replace("_", " ")
         except ValueError:
             text = ""
+    if ev.info.liquidation or (ev.reason == _LIQUIDATION and kind == ExecKind.CANCELLED):
+        if not text.startswith("liquidation"):
+            text = f"liquidation: {text}" if text else "liquidation"
+        if ext:
+            body += f"{TAG_LIQUIDATION}=Y\x01"
     if text:
         body += f"58={text}\x01"
     return message("8", body, into)
