@@ -389,6 +389,11 @@ def _order_part(info: OrderInfo, inst: Instrument, stp_echo: bool = False) -> st
     return out
 
 
+def is_liquidation(ev: Execution) -> bool:
+    """A report of a liquidation order, or of an order cancelled by a liquidation."""
+    return ev.info.liquidation or (ev.reason == _LIQUIDATION and ev.kind == ExecKind.CANCELLED)
+
+
 _EXEC_INST = {(True, False): "18=6\x01", (False, True): "18=E\x01", (True, True): "18=6 E\x01"}
 
 
@@ -424,7 +429,7 @@ def execution_report(ev: Execution, inst: Instrument, quote: Asset, into: fix.Me
             text = CancelReason(ev.reason).name.lower().replace("_", " ")
         except ValueError:
             text = ""
-    if ev.info.liquidation or (ev.reason == _LIQUIDATION and kind == ExecKind.CANCELLED):
+    if is_liquidation(ev):
         if not text.startswith("liquidation"):
             text = f"liquidation: {text}" if text else "liquidation"
         if ext:

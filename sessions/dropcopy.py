@@ -142,7 +142,8 @@ class DropCopy:
                     if targets:
                         inst = self.app.instrument(ev.info.symbol)
                         if inst is not None:
-                            self._send(targets, codec.execution_report(ev, inst, self.app.asset(inst.quote)))
+                            self._send(targets, codec.execution_report(ev, inst, self.app.asset(inst.quote)),
+                                       codec.is_liquidation(ev))
                 elif t is OrderRejected and ev.firm:
                     targets = self._by_firm.get(ev.firm)
                     if targets:
@@ -150,15 +151,24 @@ class DropCopy:
                 elif t is AdminApplied and type(ev.cmd) in _ENTITLEMENT_COMMANDS:
                     self._session_command(ev.cmd)
 
-    def _send(self, targets: tuple[str, ...], msg: fix.Message) -> None:
+    def _send(self, targets: tuple[str, ...], msg: fix.Message, liquidation: bool = False) -> None:
+        """``liquidation``: a liquidation's report, which sessions that logged on with
+        25005=Y get with 25010 LiquidationIndicator=Y (every copy has its Text)."""
         msg.setField(797, "Y")
+        marked = None
         for comp_id in targets:
             ctx = self.app.ctx.get(comp_id)
+            m = msg
+            if liquidation and ctx is not None and ctx.ext:
+                if marked is None:
+                    marked = fix.Message(msg)
+                    marked.setField(codec.TAG_LIQUIDATION, "Y")
+                m = marked
             held = self._held.get(comp_id)
             if ctx is None or held:
-                self._hold(comp_id, msg)
+                self._hold(comp_id, m)
                 continue
-            self._send_one(ctx, msg)
+            self._send_one(ctx, m)
 
     def _send_one(self, ctx: SessionCtx, msg: fix.Message) -> None:
         if ctx.logged_on and self.backlog is not None and self.disconnect is not None \

@@ -4,9 +4,9 @@ End to end, over real sockets on the store-backed demo venue (tests/dropcopy/wor
 ALPHA-M (10x, 10,000 USD) buys 0.9 BTC from BETA through ALPHA-OE; other accounts'
 trades take the price through its maintenance level; the venue liquidates it; its
 order-entry session ALPHA-OE and the broker's drop-copy session BROKER-DC both receive
-its liquidation fills as ExecutionReports marked as liquidations (Text, and 25010=Y for
-ALPHA-OE, which asked for the venue's tags), and the cancel of its resting order too;
-the collateral and position reports before and after show it.
+its liquidation fills as ExecutionReports marked as liquidations (Text, and 25010=Y: both
+asked for the venue's tags), and the cancel of its resting order too; the collateral and
+position reports before and after show it.
 
 And the codec on the engine's own liquidation events: what is marked, and what is not
 (the counterparty's fills)."""
@@ -108,7 +108,7 @@ def liquidation_reports(msgs: list[Msg]) -> list[Msg]:
 def test_a_10x_account_is_liquidated_and_its_session_and_the_drop_copy_see_it(world):
     alpha = logged_on(world.oe, "ALPHA-OE", "alpha", "alpha-demo", ext=True)
     beta = logged_on(world.oe, "BETA-OE", "beta", "beta-demo")
-    broker = logged_on(world.dc, "BROKER-DC", "broker", "broker-demo")
+    broker = logged_on(world.dc, "BROKER-DC", "broker", "broker-demo", ext=True)
     try:
         # BETA makes a market; ALPHA-M buys 0.9 BTC at 10x (borrowing ~80,000 USD) and rests a bid
         beta.send("D", order("b-ask", "BTC-USD", "2", "1", "100000.00"))
@@ -155,12 +155,12 @@ def test_a_10x_account_is_liquidated_and_its_session_and_the_drop_copy_see_it(wo
         sold = sum(D(m[32]) for m in fills)
         assert 0 < sold <= D("0.9")
 
-        # the broker's drop copy has the same fills, marked the same way (without the venue's tags)
+        # the broker's drop copy has the same fills, marked the same way (it asked for the venue's tags too)
         exec_ids = {m[17] for m in fills}
         copies = collect(broker, lambda ms: exec_ids <= {m.get(17) for m in liquidation_reports(ms)})
         copied = [m for m in liquidation_reports(copies) if m[17] in exec_ids]
         assert {m[17] for m in copied} == exec_ids
-        assert all(m[797] == "Y" and m[150] == "F" and 25010 not in m for m in copied)
+        assert all(m[797] == "Y" and m[150] == "F" and m[25010] == "Y" for m in copied)
         assert any(m[11] == "m-bid" and m[150] == "4" for m in liquidation_reports(copies))
 
         # the venue's own record agrees: these were the account's liquidation fills
