@@ -9,6 +9,11 @@ Edge refusals (a request that cannot become a command: unknown symbol, off-tick 
 an account the session may not use, a throttled message) are answered through the same
 ordered path (``Venue.call``), so they never overtake answers to earlier requests.
 
+Other modules plug into it: they add handlers per role (``handlers``: trade capture,
+market data, sessions.risk_session's margin, positions, limits and kill switch), routes
+for the engine events they answer (``event_routes``) and the names of the messages a
+role that may not send them is refused with a BusinessMessageReject (``message_names``).
+
 A Python exception must never escape a callback: QuickFIX would end the process. Only
 QuickFIX's own reject exceptions (UnsupportedMessageType, IncorrectTagValue,
 FieldNotFound, RejectLogon) are raised on purpose; anything else is logged and the

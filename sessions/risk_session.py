@@ -88,12 +88,12 @@ from sessions.application import SessionCtx, VenueApplication
 from sessions.codec import EdgeReject, utc
 from venue.errors import VenueError
 from venue.instruments import fmt_multiple
+from venue.margin import VALUATION_ASSET as VALUATION
 from venue.risk import KillSwitch, KillSwitchReport
 from venue.types import Reject
 
 log = logging.getLogger("sessions.risk_session")
 
-VALUATION = "USD"
 _ROLES = ("order_entry", "risk")
 
 # CollateralInquiryAck
@@ -169,7 +169,12 @@ class RiskRequests:
                     log.error("reading for %s failed: %r", ctx.comp_id, result)
                     app.send(ctx, fail(f"internal error: {type(result).__name__}"))
                     return
-                for m in answer(result):
+                try:
+                    msgs = answer(result)
+                except Exception as e:  # a bug: the client still gets an answer
+                    log.exception("answering %s failed", ctx.comp_id)
+                    msgs = [fail(f"internal error: {type(e).__name__}")]
+                for m in msgs:
                     app.send(ctx, m)
             app.outbox.put(job)
 
@@ -331,13 +336,15 @@ class RiskRequests:
         if isinstance(acct, EdgeReject):
             return refuse(POS_UNAUTHORIZED, acct.text)
 
-        def read(e: Any) -> dict[str, Any] | None:
+        def read(e: Any) -> dict[str, Any] | str:
             margin = e.extensions.get("margin")
-            return margin.report(acct) if margin is not None else None
+            if margin is None:
+                return "positions are not available (this venue has no margin module)"
+            return margin.report(acct) or f"unknown account {acct}"
 
-        def answer(r: dict[str, Any] | None) -> list[fix.Message]:
-            if r is None:
-                return [ack(POS_OTHER, "2", "positions are not available (this venue has no margin module)")]
+        def answer(r: dict[str, Any] | str) -> list[fix.Message]:
+            if isinstance(r, str):
+                return [ack(POS_OTHER, "2", r)]
             held = [a for a in r["assets"] if a["symbol"] and a["net"] and (not symbol or a["symbol"] == symbol)]
             if not held:
                 return [ack(POS_NONE, "0", "no positions" + (f" in {symbol}" if symbol else ""))]
