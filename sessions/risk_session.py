@@ -28,6 +28,11 @@ CollInquiryResult (8 not supported: a subscription, a qualifier, an order or tra
 filter; 4 out-of-band transport; 9 unauthorized: an account the session may not use;
 99 other) and Text; or 945=2 (completed) with 911 TotNumReports=0 when the session has
 no account. An inquiry without CollInquiryID gets a BusinessMessageReject (380=5).
+When a liquidation moves on (started, stalled, restored, closed, bankrupt, covered,
+taken over) every order-entry and risk session that may use the account gets an
+unsolicited CollateralReport, a margin notice: no CollInquiryID, 1 Account, 900 the
+equity at the mark, Text "liquidation <stage>: <why>", and with 25005=Y 25014 the
+maintenance margin and 25017 the stage.
 
 **RequestForPositions (AN)** (FIX 4.4 requires 710, 724, 1, 581, 715 and 60; 724=0
 positions only, snapshots only) -> **RequestForPositionsAck (AO)** (721, 710, 727
@@ -70,8 +75,9 @@ to the risk session's firm (or a firm it is entitled to). The report: 2328, 2331
 invalid party, 98 not authorized, 99 other), the party, and Text (with the number of
 orders cancelled). 0 (suspend) is refused: the venue's only suspension cancels orders.
 
-Other roles sending these get a BusinessMessageReject (380=6). This module does not
-push unsolicited reports (no subscriptions) and keeps no state of its own.
+Other roles sending these get a BusinessMessageReject (380=6). There are no
+subscriptions (SubscriptionRequestType 1 is refused); the margin notices are the only
+unsolicited reports. This module keeps no state of its own.
 """
 from __future__ import annotations
 
@@ -89,6 +95,7 @@ from sessions.codec import EdgeReject, utc
 from venue.errors import VenueError
 from venue.instruments import fmt_multiple
 from venue.margin import VALUATION_ASSET as VALUATION
+from venue.margin import Liquidation
 from venue.risk import KillSwitch, KillSwitchReport
 from venue.types import Reject
 
@@ -146,6 +153,7 @@ class RiskRequests:
         app.message_names.update({"BB": "CollateralInquiry", "AN": "RequestForPositions",
                                   "CL": "PartyRiskLimitsRequest", "DH": "PartyActionRequest"})
         app.event_routes[KillSwitchReport] = self._route_kill_report
+        app.event_routes[Liquidation] = self._route_liquidation
 
     # -- helpers -------------------------------------------------------------------------
     def _id(self) -> str:
@@ -303,6 +311,25 @@ class RiskRequests:
         else:
             text = f"{r['kind']} account: equity {_signed(usd, equity)} {VALUATION}"
         return self._message("BA", body + f"58={text}\x01")
+
+    def _route_liquidation(self, ev: Liquidation) -> None:
+        """A liquidation moved on (outbox thread): an unsolicited CollateralReport, a margin
+        notice, to every order-entry and risk session that may use the account."""
+        app = self.app
+        targets = [c for c in list(app.ctx.values()) if c.rec.role in _ROLES and ev.account in app.allowed_accounts(c)]
+        if not targets:
+            return
+        usd = app.asset(VALUATION)
+        body = (f"908={self._id()}\x01910=3\x011={ev.account}\x0115={VALUATION}\x01900={_signed(usd, ev.equity)}\x01"
+                f"58={f'liquidation {ev.stage}: {ev.text}' if ev.text else f'liquidation {ev.stage}'}\x01")
+        plain = ext = None
+        for c in targets:
+            if c.ext:
+                ext = ext or self._message("BA", body + f"25014={_signed(usd, ev.maintenance)}\x0125017={ev.stage}\x01")
+                app.send(c, ext)
+            else:
+                plain = plain or self._message("BA", body)
+                app.send(c, plain)
 
     # -- RequestForPositions -------------------------------------------------------------
     def on_positions(self, msg: fix.Message, ctx: SessionCtx) -> None:

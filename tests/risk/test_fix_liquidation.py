@@ -6,7 +6,8 @@ trades take the price through its maintenance level; the venue liquidates it; it
 order-entry session ALPHA-OE and the broker's drop-copy session BROKER-DC both receive
 its liquidation fills as ExecutionReports marked as liquidations (Text, and 25010=Y: both
 asked for the venue's tags), and the cancel of its resting order too; the collateral and
-position reports before and after show it.
+position reports before and after show it, and ALPHA-OE gets margin notices
+(unsolicited CollateralReports) as the liquidation starts and ends.
 
 And the codec on the engine's own liquidation events: what is marked, and what is not
 (the counterparty's fills)."""
@@ -140,12 +141,19 @@ def test_a_10x_account_is_liquidated_and_its_session_and_the_drop_copy_see_it(wo
         alpha.send("D", order("a1-sell", "BTC-USD", "2", "0.01", "91990.00", tif="3", extra=[(1, "ALPHA-1")]))
         assert D(92_000) < liq_px
 
-        def liquidated(msgs: list[Msg]) -> bool:
+        def liquidated(msgs: list[Msg]) -> bool:  # its liquidation order is done and the notice says so
             reports = liquidation_reports(msgs)
-            return any(m[150] == "F" and m[39] == "2" for m in reports) or any(
+            done = any(m[150] == "F" and m[39] == "2" for m in reports) or any(
                 m[150] == "4" and m[11].startswith("LIQ-") for m in reports)
+            return done and any(m.type == "BA" and m.get(25017) in ("restored", "closed") for m in msgs)
 
         seen = collect(alpha, liquidated)
+        # margin notices: unsolicited CollateralReports, the first before the first liquidation report
+        notices = [m for m in seen if m.type == "BA"]
+        assert [m[25017] for m in notices] == ["started", "restored"] and all(909 not in m for m in notices)
+        assert notices[0][58] == "liquidation started: equity below the maintenance margin (10x)"
+        assert D(notices[0][900]) < D(notices[0][25014])  # equity below maintenance
+        assert seen.index(notices[0]) < min(seen.index(m) for m in liquidation_reports(seen))
         mine = liquidation_reports(seen)
         fills = [m for m in mine if m[150] == "F"]
         assert fills and all(m[11].startswith("LIQ-") and m[54] == "2" and m[25010] == "Y" for m in fills)
@@ -162,6 +170,7 @@ def test_a_10x_account_is_liquidated_and_its_session_and_the_drop_copy_see_it(wo
         assert {m[17] for m in copied} == exec_ids
         assert all(m[797] == "Y" and m[150] == "F" and m[25010] == "Y" for m in copied)
         assert any(m[11] == "m-bid" and m[150] == "4" for m in liquidation_reports(copies))
+        assert not [m for m in copies if m.type == "BA"]  # margin notices go to the account's own sessions
 
         # the venue's own record agrees: these were the account's liquidation fills
         with world.lock:
