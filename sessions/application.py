@@ -318,8 +318,9 @@ class VenueApplication(fix.Application):
                     return
                 name = self.message_names.get(mt)
                 if name is not None:
+                    role = ctx.rec.role.replace("_", "-")
                     self.send(ctx, codec.business_reject(mt, msg.getHeader().getField(34), "6",
-                                                         f"{ctx.rec.role.replace('_', '-')} sessions cannot send {name}"))
+                                                         f"{role} sessions cannot send {name}"))
                     return
                 raise fix.UnsupportedMessageType()
             if not self._throttle(ctx, msg, mt):

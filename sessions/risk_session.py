@@ -49,10 +49,11 @@ the ledger keeps no cost basis, so the venue cannot state them honestly. Refused
 supported); no position: 728=2, 729=0.
 
 **PartyRiskLimitsRequest (CL)** -> **PartyRiskLimitsReport (CM)**, FIX 5.0 SP2 messages
-declared in the venue's dictionary (FIX 4.4 has none for limits; FIX 5.0's are what CME
-and Eurex use): 1666 RiskLimitRequestID; the account in Parties (448, 452=24), else the
-session's default account; NoRiskInstrumentScopes (1534) entries with 1535=1 and 1536
-InstrumentScopeSymbol narrow it to some instruments (default: all). The report: 1667,
+declared in the venue's dictionary (FIX 4.4 has no message for limits; the standard's
+own later ones beat a venue-invented one): 1666 RiskLimitRequestID; the account in
+Parties (448, 452=24), else the session's default account; NoRiskInstrumentScopes (1534)
+entries with 1535=1 and 1536 InstrumentScopeSymbol narrow it to some instruments
+(default: all). The report: 1667,
 1666, 1760=3 (definitions and utilizations), 1511 RequestResult, and one
 NoPartyRiskLimits entry per place a limit that applies was set: NoPartyDetails (1691 the
 account, firm or venue, 1692=D, 1693 role 24 account / 1 executing firm / 22 exchange
@@ -66,10 +67,12 @@ open notional), 2 net limit (maximum position), and the venue's 4000 minimum qua
 protection band (%). Text names the account and any kill switch that blocks it.
 
 **PartyActionRequest (DH)** (risk sessions only) -> **PartyActionReport (DI)**: the kill
-switch of FIX 5.0 SP2. 2328 PartyActionRequestID, 2329 PartyActionType 1 (halt trading:
-the party's open orders are cancelled and new ones refused) or 2 (reinstate), and one
-Parties entry naming the party: 452=24 an account, 1 (or 13) a firm, 55 a FIX session
-(by its SenderCompID); Text(58) is the reason. The engine checks that the party belongs
+switch of FIX 5.0 SP2 (made for halting and reinstating a party; an
+OrderMassCancelRequest with a venue flag could cancel but neither block nor lift). 2328
+PartyActionRequestID, 2329 PartyActionType 1 (halt trading: the party's open orders are
+cancelled and new ones refused) or 2 (reinstate), and one Parties entry naming the
+party: 452=24 an account, 1 (or 13) a firm, 55 a FIX session (by its SenderCompID);
+Text(58) is the reason. The engine checks that the party belongs
 to the risk session's firm (or a firm it is entitled to). The report: 2328, 2331, 2329,
 2332 PartyActionResponse 1 (completed) or 2 (rejected, 2333 PartyActionRejectReason 0
 invalid party, 98 not authorized, 99 other), the party, and Text (with the number of

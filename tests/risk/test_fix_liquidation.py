@@ -50,7 +50,8 @@ def test_the_codec_marks_liquidation_fills_and_cancels_and_nothing_else():
     cancels = [e for e in mine if e.kind == ExecKind.CANCELLED and e.reason == CancelReason.LIQUIDATION]
     assert fills and len(cancels) == 1 and all(e.info.liquidation for e in fills)
     for e in fills + cancels:
-        plain, ext = fields(codec.execution_report(e, inst, usd)), fields(codec.execution_report(e, inst, usd, ext=True))
+        plain = fields(codec.execution_report(e, inst, usd))
+        ext = fields(codec.execution_report(e, inst, usd, ext=True))
         assert plain[58].startswith("liquidation") and ext[58] == plain[58]
         assert codec.TAG_LIQUIDATION not in plain and ext[codec.TAG_LIQUIDATION] == "Y"
     assert fields(codec.execution_report(fills[0], inst, usd))[11].startswith("LIQ-")
