@@ -187,3 +187,15 @@ def test_the_largest_position_is_reduced_first() -> None:
     orders = [e.info.symbol for e in execs(ev, ExecKind.NEW) if e.info.liquidation]
     assert orders and orders[0] == "BTC-USD"
     h.check()
+
+
+def test_a_restored_account_keeps_a_cushion_above_its_initial_margin(h: RiskHarness) -> None:
+    """A liquidation cuts a quarter more than the bare arithmetic needs, so the account is
+    not left on the edge of its initial margin (to be liquidated again by the next tick)."""
+    for px in ("99000", "97000", "95000", "94500"):
+        assert not stages(move_to(h, px))
+    ev = move_to(h, "94000")
+    assert stages(ev) == ["started", "restored"]
+    r = h.margin.report("m1")
+    assert r["equity"] * 100 >= r["initial"] * 125  # about 1.37x with the 25% margin; 1.00x without it
+    h.check()
