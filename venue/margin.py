@@ -337,11 +337,12 @@ class MarginBook:
         if acct.kind != _MARGIN:
             return None
         ref = price
-        if c.ord_type == MARKET:  # margined at the slippage allowance, not at its protection cap
+        touch = (mkt.book.best_ask() if c.side == BUY else mkt.book.best_bid()) if c.ord_type == MARKET else None
+        if touch is not None:  # a market order: margined at the slippage allowance, not at its protection cap
             if c.side == BUY:
-                ref = min(price, mkt.book.best_ask() * (PPM + MARKET_SLIPPAGE_PPM) // PPM)
+                ref = min(price, touch * (PPM + MARKET_SLIPPAGE_PPM) // PPM)
             else:
-                ref = max(price, -(-mkt.book.best_bid() * (PPM - MARKET_SLIPPAGE_PPM) // PPM))
+                ref = max(price, -(-touch * (PPM - MARKET_SLIPPAGE_PPM) // PPM))
         return self._margin_check(e, acct, asset, need, (mkt, c.side, ref, qty, acct.taker_ppm), None)
 
     def check_amend(self, e: Engine, o: Order, price: int, leaves: int) -> tuple[int, str] | None:
@@ -624,7 +625,7 @@ class MarginBook:
                 continue
             mkt = self.value_market(asset)
             p0 = (self.mark(mkt) or self.marks.get(mkt.symbol, 0)) if mkt is not None else 0
-            if not p0:
+            if mkt is None or not p0:
                 self._safe.pop(acct.id, None)
                 return  # unpriced: always checked
             legs.append((mkt.symbol, p0, abs(net) * mkt.mult, mkt.bpl))
@@ -888,10 +889,9 @@ class MarginBook:
 
         cover = 0
         n = most(have + pool, lots, price)
-        if n < lots and fund > 0 and not self._has_holdings(acct):
-            asks = mkt.book.asks
-            level = asks.levels[asks.best_key()]  # (``touch`` is its price)
-            funded = most(have + pool + fund, min(lots, level.qty), touch)
+        key = mkt.book.asks.best_key()  # (``touch`` is its price)
+        if n < lots and fund > 0 and key is not None and not self._has_holdings(acct):
+            funded = most(have + pool + fund, min(lots, mkt.book.asks.levels[key].qty), touch)
             if order_ok(funded, touch):
                 n, price = funded, touch
                 cover = max(0, need(n, price) - have - pool)
