@@ -421,7 +421,10 @@ class MarginBook:
 
     @staticmethod
     def _reduce_only_own(e: Engine, acct: Account, asset: str, need: int) -> tuple[int, str] | None:
-        """A reduce-only order never borrows: it must be paid with the account's own money."""
+        """A reduce-only order of a margin account never borrows: it must be paid with the
+        account's own money (a cash account's is refused by the engine as any order is)."""
+        if acct.kind != _MARGIN:
+            return None
         b = acct.bal.get(asset)
         have = b.avail if b is not None else 0
         if need > have:

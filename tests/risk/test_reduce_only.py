@@ -110,3 +110,11 @@ def test_the_hook_survives_a_snapshot(h: RiskHarness) -> None:
     ev = h.buy(TAKER, "1", "110000", tif=IOC)
     assert fills_of(ev, ro) == 0 and net(h) == 0
     h.check()
+
+
+def test_a_cash_accounts_reduce_only_order_short_of_coins_is_refused_as_any_order(h: RiskHarness) -> None:
+    h.account("c1", usd="0", btc="1", eth="0")
+    execs(h.sell("c1", "1", "120000"))  # holds the coin
+    r = rejected(h.sell("c1", "1", "130000", reduce_only=True))
+    assert r.code == Reject.INSUFFICIENT_FUNDS  # not a reduce-only refusal: a cash account never borrows
+    h.check()
