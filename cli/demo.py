@@ -18,6 +18,7 @@ DEMO_TAKER_PPM = 500  # 0.05%
 DEMO_SESSIONS = (
     ("alpha", "alpha-demo", "ALPHA", "ALPHA-OE", "order_entry", "ALPHA-1", ""),
     ("beta", "beta-demo", "BETA", "BETA-OE", "order_entry", "BETA-1", ""),
+    ("alpharisk", "alpharisk-demo", "ALPHA", "ALPHA-RISK", "risk", "", ""),
     ("broker", "broker-demo", "BROKER", "BROKER-DC", "drop_copy", "", "ALPHA,BETA"),
     ("md", "md-demo", "DATA", "MD-CLIENT", "market_data", "", ""),
 )
@@ -66,6 +67,7 @@ FIX 4.4, TargetCompID VENUE, on {host}:
   order entry  port {order_entry:<5}  SenderCompID ALPHA-OE   Username alpha   Password alpha-demo   (account ALPHA-1;
                                                                         Account(1)=ALPHA-M: margin, 10x, 10,000 USD)
                            SenderCompID BETA-OE    Username beta    Password beta-demo    (account BETA-1)
+                           SenderCompID ALPHA-RISK Username alpharisk Password alpharisk-demo (ALPHA's risk session)
   drop copy    port {drop_copy:<5}  SenderCompID BROKER-DC  Username broker  Password broker-demo  (firms ALPHA, BETA)
   market data  port {market_data:<5}  SenderCompID MD-CLIENT  Username md      Password md-demo
 Instruments BTC-USD, ETH-USD, ETH-BTC. Data directory: {data_dir}. Ctrl-C stops (state is kept)."""
