@@ -86,10 +86,10 @@ class Subscription:
     """One subscriber of one feed: a cursor into the feed's ring, read by push or pull."""
 
     __slots__ = ("id", "spec", "feed", "hub", "cursor", "max_pending", "needs_snapshot", "sink", "wake", "closed",
-                 "resnapshots", "sink_errors")
+                 "resnapshots", "sink_errors", "interval", "next_push")
 
     def __init__(self, sid: int, hub: MarketData, feed: Feed, sink: Sink | None, max_pending: int,
-                 wake: threading.Event | None) -> None:
+                 wake: threading.Event | None, interval: float = 0.0) -> None:
         self.id = sid
         self.spec = feed.spec
         self.feed = feed
@@ -102,6 +102,8 @@ class Subscription:
         self.closed = False
         self.resnapshots = 0  # times it lagged and got a snapshot instead of its backlog
         self.sink_errors = 0
+        self.interval = interval  # push: at most one delivery per this many seconds (0 = at once)
+        self.next_push = 0.0  # monotonic time before which it gets nothing more (its increments wait)
 
     def take(self) -> list[Message]:
         """Whatever is due now (a snapshot first when one is due); never waits."""
@@ -333,15 +335,23 @@ class MarketData:
 
     # ================================================================ subscribers
     def subscribe(self, spec: FeedSpec, sink: Sink | None = None, *, max_pending: int | None = None,
-                  wake: threading.Event | None = None) -> Subscription:
+                  wake: threading.Event | None = None, interval: float = 0.0) -> Subscription:
         """Subscribe to one feed. The first message is a :class:`Snapshot`, then
         :class:`Increment` messages follow its RptSeq. With ``sink`` the dispatcher thread
         pushes ``sink(messages)``; without, read with ``poll``/``take``. A subscriber more
-        than ``max_pending`` increments behind gets a new snapshot instead."""
+        than ``max_pending`` increments behind gets a new snapshot instead.
+
+        ``interval`` (push only) conflates: the sink is called at most once per that many
+        seconds, with every increment since its last call (in order, nothing merged or
+        renumbered), so a subscriber whose sink costs something per call (a FIX message
+        per session) pays it once per interval, not once per batch of the venue. It adds
+        at most ``interval`` to the delay; a snapshot due is never held back."""
         spec = self._check(spec)
         mp = self.max_pending if max_pending is None else max_pending
         if type(mp) is not int or mp < 1:
             raise BadRequest("max_pending must be a whole number >= 1")
+        if not isinstance(interval, (int, float)) or not 0 <= interval <= 10:
+            raise BadRequest("interval must be from 0 to 10 seconds")
         with self._lock:
             if self._closed:
                 raise Unavailable("market data is closed")
@@ -358,7 +368,7 @@ class MarketData:
                     book.log = []
             feed.cap = max(feed.cap, mp)
             self._next_id += 1
-            sub = Subscription(self._next_id, self, feed, sink, mp, wake)
+            sub = Subscription(self._next_id, self, feed, sink, mp, wake, float(interval) if sink else 0.0)
             feed.subs.append(sub)
             self._start_dispatcher()
             if sink is not None:
@@ -460,27 +470,39 @@ class MarketData:
             self._dispatcher.start()
 
     def _dispatch(self) -> None:
-        """Hand push subscribers what is due, wake pull subscribers; until closed."""
+        """Hand push subscribers what is due, wake pull subscribers; until closed. A push
+        subscriber with an ``interval`` that was served less than that long ago waits
+        (``held``) until its time comes, its increments gathering in the feed's ring."""
         wake = self._dispatch_wake
+        held: dict[Subscription, float] = {}  # conflating subscribers -> when they are due
         while True:
-            wake.wait()
+            wake.wait(max(0.0, min(held.values()) - time.monotonic()) if held else None)
             wake.clear()
             if self._closed:
                 return
             work: list[tuple[Subscription, list[Message]]] = []
             wakes: list[threading.Event] = []
+            now = time.monotonic()
             with self._lock:
                 flagged, self._flagged = self._flagged, []
                 ready, self._ready = self._ready, []
                 for feed in flagged:
                     feed.flagged = False
-                for sub in [s for feed in flagged for s in feed.subs] + ready:
+                due = [sub for sub, at in held.items() if at <= now]
+                for sub in due:
+                    del held[sub]
+                for sub in [s for feed in flagged for s in feed.subs] + ready + due:
                     if sub.sink is None:
                         wakes.append(sub.wake)
-                    else:
-                        msgs = self._take_locked(sub)
-                        if msgs:
-                            work.append((sub, msgs))
+                        continue
+                    if sub.next_push > now and not sub.needs_snapshot:
+                        held.setdefault(sub, sub.next_push)
+                        continue
+                    msgs = self._take_locked(sub)
+                    if msgs:
+                        work.append((sub, msgs))
+                        if sub.interval:
+                            sub.next_push = now + sub.interval
             for w in wakes:
                 w.set()
             for sub, msgs in work:

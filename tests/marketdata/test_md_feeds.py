@@ -120,6 +120,48 @@ def test_subscribers_of_one_shape_share_numbers_and_messages() -> None:
     assert ma and all(x is y for x, y in zip(ma, mb, strict=True))
 
 
+def test_a_conflating_push_subscriber_gets_everything_at_most_once_per_interval() -> None:
+    """``interval``: the sink is called at most once per interval with every increment
+    since the last call (in RptSeq order, none merged), and the replica ends with the
+    engine's book; a subscriber without an interval gets each batch at once."""
+    flow = Flow(21)
+    md = MarketData()
+    md.load(capture(flow.engine))
+    interval = 0.1
+    calls: list[float] = []
+    rep = BookReplica(FeedSpec(SYMBOLS[0], Book.L3))
+    lock = threading.Lock()
+
+    def sink(msgs: list) -> None:
+        with lock:
+            calls.append(time.monotonic())
+            for m in msgs:
+                rep.apply(m)  # raises on a gap or a contradiction: counted in sink_errors
+
+    eager: list[float] = []
+    try:
+        sub = md.subscribe(FeedSpec(SYMBOLS[0], Book.L3), sink, interval=interval)
+        md.subscribe(FeedSpec(SYMBOLS[0], Book.L3), lambda msgs: eager.append(time.monotonic()))
+        time.sleep(0.05)
+        start = time.monotonic()
+        while time.monotonic() - start < 0.6:
+            md.on_batch(list(flow.steps(3)))
+            time.sleep(0.003)
+        last = md.snapshot(FeedSpec(SYMBOLS[0], Book.L3)).rpt_seq
+        deadline = time.monotonic() + 5
+        while rep.rpt_seq < last and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with lock:
+            assert sub.sink_errors == 0 and rep.synced and rep.rpt_seq == last > 10
+            for side in (BID, ASK):
+                assert rep.orders(side) == engine_orders(flow.engine, SYMBOLS[0], side)
+            gaps = [b - a for a, b in zip(calls, calls[1:])]
+        assert len(calls) <= 0.7 / interval + 2 and min(gaps) >= interval * 0.9, gaps
+        assert len(eager) > 3 * len(calls)  # the other subscriber was served at every batch
+    finally:
+        md.close()
+
+
 def test_a_lagging_subscriber_is_resnapshotted_with_a_bounded_queue() -> None:
     flow = Flow(11)
     md = MarketData()
