@@ -33,6 +33,18 @@ session), or the client asks for one with a V 263=0 of the same shape (same
 numbering) and applies the X entries numbered after it, or unsubscribes and subscribes
 again.
 
+Fan-out: every W and X is built once per feed and range of increments (its body parsed
+once by QuickFIX) and sent to each subscriber of that feed with only MDReqID(262) set,
+so 100 subscribers of one shape cost one build and 100 sends, not 100 builds. An X holds
+at most ``max_entries`` entries: a larger increment is split over several X (its entries
+keep its RptSeq); besides keeping messages small for the client, this keeps each
+QuickFIX send below what the loopback hop to the gateway takes at once (sends of
+hundreds of KB stalled there for the 40 ms of a delayed ACK, each). A subscription
+gets whatever increments are due in one delivery (so a session that fell behind catches
+up in few messages), and with ``conflate`` (seconds; 0 by default) at most one delivery
+per interval: the increments of many small batches then go out together, fewer and
+larger messages for at most that much more delay. Nothing is merged or renumbered.
+
 Slow consumers: the hub delivers to every session on its one dispatcher thread and
 never queues beyond ``max_pending`` increments per subscriber (then it sends a new
 snapshot instead). On the FIX side, a session whose client reads slower than the venue
@@ -50,6 +62,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import OrderedDict
 import threading
 import time
 from typing import Any, Callable
@@ -66,6 +79,9 @@ log = logging.getLogger("sessions.marketdata")
 MAX_BACKLOG = 1024 * 1024  # bytes the gateway may hold for a client before its session is stalled
 MAX_SUBSCRIPTIONS = 200  # (MDReqID, symbol) pairs per session
 MAX_ENTRIES = 500  # entries per X; more are split over several messages
+CONFLATE = 0.0  # seconds between two deliveries to one subscription (see the module docstring)
+_REQ_ID = "?"  # MDReqID of a shared W or X until set for each subscriber
+_BUILT_KEPT = 64  # shared messages kept: enough for every feed of one dispatcher round
 
 
 class _Sub:
@@ -103,20 +119,23 @@ class MarketDataSessions:
 
     def __init__(self, app: VenueApplication, md: MarketData, dictionary: str,
                  backlog: Callable[[str], int] | None = None, *, max_backlog: int = MAX_BACKLOG, max_subscriptions: int = MAX_SUBSCRIPTIONS,
-                 max_entries: int = MAX_ENTRIES) -> None:
+                 max_entries: int = MAX_ENTRIES, conflate: float = CONFLATE) -> None:
         self.app = app
         self.md = md
         self.backlog = backlog
         self.max_backlog = max_backlog
         self.max_subscriptions = max_subscriptions
         self.max_entries = max_entries
+        self.conflate = conflate  # seconds: at most one delivery (W/X) per subscription per this interval
         self.sent = 0  # W, X and f messages handed to QuickFIX
+        self.built = 0  # W and X messages built (each serves every subscriber of its feed at that point)
         self.stalls = 0  # times a session was stalled
         self.skipped = 0  # hub messages not sent to a stalled session (replaced by a snapshot)
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
         self.fix = mdfix.FixBuilder(dictionary)
-        self._out = fix.Message()  # reused by the dispatcher thread for W and X
+        # W and X built once per feed and range, reused for each subscriber (dispatcher thread only)
+        self._built: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._list_ids = itertools.count(1)
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="md-sessions-watch", daemon=True)
@@ -141,7 +160,8 @@ class MarketDataSessions:
     def status(self) -> dict[str, Any]:
         with self._lock:
             subs = {c: s.count() for c, s in self._sessions.items()}
-        return {"subscriptions": subs, "sent": self.sent, "stalls": self.stalls, "skipped": self.skipped}
+        return {"subscriptions": subs, "sent": self.sent, "built": self.built, "stalls": self.stalls,
+                "skipped": self.skipped}
 
     # -- SecurityListRequest (x) -----------------------------------------------------
     def on_security_list_request(self, msg: fix.Message, ctx: SessionCtx) -> None:
@@ -268,7 +288,7 @@ class MarketDataSessions:
             sess.subs[(kind, req_id)] = subs
         try:
             for sub, spec in zip(subs, specs):
-                sub.hub = self.md.subscribe(spec, self._sink(sub))
+                sub.hub = self.md.subscribe(spec, self._sink(sub), interval=self.conflate if kind == "V" else 0.0)
         except MarketDataError as e:
             self._unsubscribe(ctx, kind, req_id)
             return None, str(e)
@@ -328,33 +348,72 @@ class MarketDataSessions:
         if sub.kind == "e":
             self._deliver_status(sub, msgs)
             return
-        inst, req_id, send, out, build = sub.inst, sub.req_id, self._send, self._out, self.fix.message
-        pending: list[str] = []
-        n_pending = 0
-        for m in msgs:
+        inst, req_id, send = sub.inst, sub.req_id, self._send
+        i, n = 0, len(msgs)
+        while i < n:
+            m = msgs[i]
             if type(m) is Snapshot:
-                if pending:
-                    send(ctx, build("X", mdfix.incremental_body(req_id, n_pending, "".join(pending)), out))
-                    pending, n_pending = [], 0
-                send(ctx, build("W", mdfix.snapshot_body(m, inst, req_id), out))
+                w = self._shared_w(m, inst)
+                w.setField(262, req_id)
+                send(ctx, w)
                 if m.halted or sub.told_halted:
-                    send(ctx, build("f", mdfix.security_status(sub.symbol, mdfix.HALTED if m.halted else mdfix.RESUMED,
-                                                               m.rpt_seq, m.ts, req_id=req_id)))
+                    send(ctx, self.fix.message("f", mdfix.security_status(
+                        sub.symbol, mdfix.HALTED if m.halted else mdfix.RESUMED, m.rpt_seq, m.ts, req_id=req_id)))
                     sub.told_halted = m.halted
+                i += 1
                 continue
-            n, entries = mdfix.increment_entries(m, inst)
-            if n:
-                pending.append(entries)
-                n_pending += n
-            if m.statuses or n_pending >= self.max_entries:
-                if pending:
-                    send(ctx, build("X", mdfix.incremental_body(req_id, n_pending, "".join(pending)), out))
-                    pending, n_pending = [], 0
-                for st in m.statuses:
-                    send(ctx, build("f", mdfix.status_change(st, m.rpt_seq, req_id)))
-                    sub.told_halted = st.halted
-        if pending:
-            send(ctx, build("X", mdfix.incremental_body(req_id, n_pending, "".join(pending)), out))
+            j = i + 1  # a run of increments, up to the first that carries a status change
+            while j < n and not msgs[j - 1].statuses and type(msgs[j]) is not Snapshot:
+                j += 1
+            for x in self._shared_x(msgs, i, j, inst):
+                x.setField(262, req_id)
+                send(ctx, x)
+            for st in msgs[j - 1].statuses:
+                send(ctx, self.fix.message("f", mdfix.status_change(st, msgs[j - 1].rpt_seq, req_id)))
+                sub.told_halted = st.halted
+            i = j
+
+    # -- messages built once, sent to every subscriber of a feed ---------------------
+    def _shared_x(self, msgs: list[Any], i: int, j: int, inst: Any) -> list[fix.Message]:
+        """The X messages of increments ``msgs[i:j]`` (one feed, consecutive RptSeq): their
+        entries in order, at most ``max_entries`` per message (an increment may be split:
+        its entries keep its RptSeq). Built once per feed and range, parsed once by
+        QuickFIX, and sent to every subscriber at that point of the feed with only its
+        MDReqID set: the subscribers of a feed are served one after the other by the
+        dispatcher, so a small cache serves them all; a session that fell behind gets its
+        backlog conflated into as few messages as the range allows."""
+        first, last = msgs[i], msgs[j - 1]
+        key = ("X", first.spec, first.rpt_seq, last.rpt_seq)
+        cache = self._built
+        got = cache.get(key)
+        if got is not None:
+            cache.move_to_end(key)
+            return got  # type: ignore[no-any-return]
+        entries: list[str] = []
+        for k in range(i, j):
+            entries += mdfix.increment_entries(msgs[k], inst)
+        step = self.max_entries
+        got = [self.fix.message("X", mdfix.incremental_body(_REQ_ID, len(chunk), "".join(chunk)))
+               for chunk in (entries[a:a + step] for a in range(0, len(entries), step))]
+        self.built += len(got)
+        self._remember(key, got)
+        return got
+
+    def _shared_w(self, snap: Snapshot, inst: Any) -> fix.Message:
+        """The W of a snapshot, built once for every subscriber that gets this snapshot."""
+        key = ("W", snap.spec, snap.rpt_seq, snap.seq)
+        got = self._built.get(key)
+        if got is None:
+            got = self.fix.message("W", mdfix.snapshot_body(snap, inst, _REQ_ID))
+            self.built += 1
+            self._remember(key, got)
+        return got  # type: ignore[no-any-return]
+
+    def _remember(self, key: tuple[Any, ...], built: Any) -> None:
+        cache = self._built
+        cache[key] = built
+        if len(cache) > _BUILT_KEPT:
+            cache.popitem(last=False)
 
     def _deliver_status(self, sub: _Sub, msgs: list[Any]) -> None:
         for m in msgs:

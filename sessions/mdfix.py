@@ -103,9 +103,9 @@ def snapshot_body(snap: Snapshot, inst: Instrument, req_id: str) -> str:
 
 
 # ------------------------------------------------------------------------------ X
-def increment_entries(inc: Increment, inst: Instrument) -> tuple[int, str]:
-    """(number of entries, their FIX text) of an increment: the same for every subscriber
-    of the feed, so cached in ``inc.memo``."""
+def increment_entries(inc: Increment, inst: Instrument) -> list[str]:
+    """The FIX text of each MDIncGrp entry of an increment, in order: the same for every
+    subscriber of the feed, so cached in ``inc.memo``."""
     got = inc.memo.get("fix")
     if got is not None:
         return got  # type: ignore[no-any-return]
@@ -126,9 +126,8 @@ def increment_entries(inc: Increment, inst: Instrument) -> tuple[int, str]:
                        f"271={scaled(o.qty, lot)}\x0137={o.order_id}\x0183={rpt}\x01")
     for t in inc.trades:
         out.append(f"279=0\x01269=2\x0155={sym}\x01{_trade(t, inst)}83={rpt}\x01")
-    got = (len(out), "".join(out))
-    inc.memo["fix"] = got
-    return got
+    inc.memo["fix"] = out
+    return out
 
 
 def incremental_body(req_id: str, count: int, entries: str) -> str:
