@@ -10,18 +10,13 @@ from typing import Any, Iterator
 import pytest
 import quickfix as fix
 
-from cli.demo import DEMO_MSG_RATE
-from sessions.auth import hash_password
 from tests.sessions.conftest import Running, start_venue, stop_venue
 from tests.sessions.fixclients import QfClient, RawClient, logged_on, now_fix, order
-from venue import access as A
 
 
 @pytest.fixture(scope="module")
 def venue(tmp_path_factory: Any) -> Iterator[Running]:
-    extra = (A.CreateUser("alpharisk", "ALPHA", hash_password("alpharisk-pw")),
-             A.CreateSession("ALPHA-RISK", "risk", "ALPHA", "alpharisk", "VENUE", "", "", "", False, DEMO_MSG_RATE))
-    r = start_venue(str(tmp_path_factory.mktemp("kill")), extra=extra)
+    r = start_venue(str(tmp_path_factory.mktemp("kill")))  # the demo's data: ALPHA-RISK is ALPHA's risk session
     yield r
     stop_venue(r)
 
@@ -35,7 +30,7 @@ def alpha(venue: Running) -> Iterator[RawClient]:
 
 @pytest.fixture(scope="module")
 def risk(venue: Running) -> Iterator[RawClient]:
-    c = logged_on(venue.oe, "ALPHA-RISK", "alpharisk", "alpharisk-pw")
+    c = logged_on(venue.oe, "ALPHA-RISK", "alpharisk", "alpharisk-demo")
     yield c
     c.close()
     venue.wait_offline("ALPHA-RISK")
@@ -118,7 +113,7 @@ def test_an_order_entry_session_may_not_send_it(venue, alpha):
 def test_a_quickfix_initiator_with_the_venues_dictionary(venue, risk, tmp_path):
     risk.close()
     venue.wait_offline("ALPHA-RISK")
-    qf = QfClient(venue.oe, "ALPHA-RISK", "alpharisk", "alpharisk-pw", str(tmp_path / "qf"))
+    qf = QfClient(venue.oe, "ALPHA-RISK", "alpharisk", "alpharisk-demo", str(tmp_path / "qf"))
     try:
         assert qf.wait_logon()
         fix.Session.sendToTarget(fix_party_action("q1", "1", "ALPHA-M", "24"), qf.sid)

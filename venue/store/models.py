@@ -252,7 +252,7 @@ class PostingRow(Base):
     account: Mapped[str] = mapped_column(String(64), index=True)
     asset: Mapped[str] = mapped_column(String(32))
     amount: Mapped[int] = mapped_column(Atoms)
-    kind: Mapped[str] = mapped_column(String(16))  # trade | fee | deposit | withdraw | borrow | repay | cover
+    kind: Mapped[str] = mapped_column(String(16))  # trade | fee | deposit | withdraw | borrow | repay | cover | takeover
     ref: Mapped[str] = mapped_column(String(128))  # trade id, funding id, or the counterparty of a margin move
 
 

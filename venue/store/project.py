@@ -34,7 +34,7 @@ from venue.types import BUY, EXEC_NEW, STP, AccountKind
 # extension open them); the store writes them with the first command so they have rows.
 SYSTEM_ACCOUNTS = (FEE_ACCOUNT, LENDING_ACCOUNT, INSURANCE_ACCOUNT)
 # a margin move: (sign of the amount into the account, kind of posting); write_off moves nothing
-_MARGIN_MOVES = {"borrow": 1, "repay": -1, "cover": 1}
+_MARGIN_MOVES = {"borrow": 1, "repay": -1, "cover": 1, "takeover": -1}
 
 _LIMITS = ("min_qty", "max_qty", "min_notional", "max_notional", "market_band_ppm")
 
@@ -187,7 +187,8 @@ class Projector:
     @staticmethod
     def _margin_transfer(ch: Changes, m: MarginTransfer, n: int) -> int:
         """Borrow (pool -> account), repay (account -> pool), cover (insurance fund ->
-        account); a write-off moves no money (the pool's loss is already in its balance)."""
+        account), takeover (a bankrupt account's holdings -> insurance fund); a write-off
+        moves no money (the pool's loss is already in its balance)."""
         sign = _MARGIN_MOVES.get(m.kind)
         if sign is None:
             return n
