@@ -33,9 +33,11 @@ session), or the client asks for one with a V 263=0 of the same shape (same
 numbering) and applies the X entries numbered after it, or unsubscribes and subscribes
 again.
 
-Fan-out: every W and X is built once per feed and range of increments (its body parsed
-once by QuickFIX) and sent to each subscriber of that feed with only MDReqID(262) set,
-so 100 subscribers of one shape cost one build and 100 sends, not 100 builds. An X holds
+Fan-out: every W and X is built once per feed and range of increments and sent to each
+subscriber of that feed with only MDReqID(262) set, so 100 subscribers of one shape cost
+one build and 100 sends, not 100 builds; its entries travel inside QuickFIX as one
+preformatted field (:meth:`sessions.mdfix.FixBuilder.carried`), so a send copies one
+string rather than serialising every field of every entry again. An X holds
 at most ``max_entries`` entries: a larger increment is split over several X (its entries
 keep its RptSeq); besides keeping messages small for the client, this keeps each
 QuickFIX send below what the loopback hop to the gateway takes at once (sends of
@@ -393,8 +395,8 @@ class MarketDataSessions:
         for k in range(i, j):
             entries += mdfix.increment_entries(msgs[k], inst)
         step = self.max_entries
-        got = [self.fix.message("X", mdfix.incremental_body(_REQ_ID, len(chunk), "".join(chunk)))
-               for chunk in (entries[a:a + step] for a in range(0, len(entries), step))]
+        got = [mdfix.FixBuilder.carried("X", [(262, _REQ_ID)], 268, entries[a:a + step])
+               for a in range(0, len(entries), step)]
         self.built += len(got)
         self._remember(key, got)
         return got
@@ -404,7 +406,8 @@ class MarketDataSessions:
         key = ("W", snap.spec, snap.rpt_seq, snap.seq)
         got = self._built.get(key)
         if got is None:
-            got = self.fix.message("W", mdfix.snapshot_body(snap, inst, _REQ_ID))
+            got = mdfix.FixBuilder.carried("W", [(55, inst.symbol), (83, str(snap.rpt_seq)), (262, _REQ_ID)], 268,
+                                           mdfix.snapshot_entries(snap, inst))
             self.built += 1
             self._remember(key, got)
         return got  # type: ignore[no-any-return]

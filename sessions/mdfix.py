@@ -72,12 +72,34 @@ class FixBuilder:
         into.setString(raw, False, self.dd, self.dd)
         return into
 
+    @staticmethod
+    def carried(msg_type: str, fields: list[tuple[int, str]], count_tag: int, entries: list[str]) -> fix.Message:
+        """A message whose repeating group goes out byte for byte as given: ``fields``
+        (plain body fields, every tag below ``count_tag``), then ``count_tag`` = the number
+        of ``entries`` followed by their FIX text, all carried by QuickFIX as the value of
+        that one count field. QuickFIX writes body fields in tag order and a field as
+        ``tag=value<SOH>``, so the bytes on the wire are those of the message parsed
+        field by field, but QuickFIX neither parses nor reorders the entries, and each
+        send copies one string instead of serialising thousands of fields: the form for
+        a W or X sent to many subscribers (set their MDReqID, 262, before each send)."""
+        m = fix.Message()
+        m.getHeader().setField(35, msg_type)
+        for tag, value in fields:
+            assert tag < count_tag
+            m.setField(tag, value)
+        text = "".join(entries)
+        m.setField(count_tag, f"{len(entries)}\x01{text[:-1]}" if text else "0")  # QuickFIX adds the last SOH
+        return m
 
-def _trade(t: TradePrint, inst: Instrument) -> str:
+
+def _trade(t: TradePrint, inst: Instrument, rpt_seq: int | None = None) -> str:
+    """A trade's fields in the groups' order (270 271 272 273 [83] 1003 5797: RptSeq,
+    in an X, comes between the time and the TradeID, as the dictionary declares it)."""
     sec, ns = divmod(t.ts, 1_000_000_000)
+    rpt = f"83={rpt_seq}\x01" if rpt_seq is not None else ""
     return (f"270={scaled(t.price, inst.tick_size)}\x01271={scaled(t.qty, inst.lot_size)}\x01"
             f"272={time.strftime('%Y%m%d', time.gmtime(sec))}\x01"
-            f"273={time.strftime('%H:%M:%S', time.gmtime(sec))}.{ns // 1000:06d}\x01"
+            f"273={time.strftime('%H:%M:%S', time.gmtime(sec))}.{ns // 1000:06d}\x01{rpt}"
             f"1003={t.seq}-{t.trade_n}\x015797={AGGRESSOR.get(t.aggressor_side, '1')}\x01")
 
 
@@ -85,6 +107,12 @@ def _trade(t: TradePrint, inst: Instrument) -> str:
 def snapshot_body(snap: Snapshot, inst: Instrument, req_id: str) -> str:
     """The body of a W: the book of the snapshot's feed, and its last trade if the feed
     carries trades."""
+    entries = snapshot_entries(snap, inst)
+    return f"262={req_id}\x0155={inst.symbol}\x0183={snap.rpt_seq}\x01268={len(entries)}\x01" + "".join(entries)
+
+
+def snapshot_entries(snap: Snapshot, inst: Instrument) -> list[str]:
+    """The FIX text of each MDFullGrp entry of a W, in order."""
     tick, lot = inst.tick_size, inst.lot_size
     entries = []
     if snap.orders:
@@ -99,13 +127,15 @@ def snapshot_body(snap: Snapshot, inst: Instrument, req_id: str) -> str:
                                f"346={lv.orders}\x01")
     if snap.spec.trades and snap.last_trade is not None:
         entries.append("269=2\x01" + _trade(snap.last_trade, inst))
-    return f"262={req_id}\x0155={inst.symbol}\x0183={snap.rpt_seq}\x01268={len(entries)}\x01" + "".join(entries)
+    return entries
 
 
 # ------------------------------------------------------------------------------ X
 def increment_entries(inc: Increment, inst: Instrument) -> list[str]:
-    """The FIX text of each MDIncGrp entry of an increment, in order: the same for every
-    subscriber of the feed, so cached in ``inc.memo``."""
+    """The FIX text of each MDIncGrp entry of an increment, in order, each entry's fields
+    in the order the dictionary declares (the text goes on the wire as it is, see
+    :meth:`FixBuilder.carried`): the same for every subscriber of the feed, so cached in
+    ``inc.memo``."""
     got = inc.memo.get("fix")
     if got is not None:
         return got  # type: ignore[no-any-return]
@@ -125,7 +155,7 @@ def increment_entries(inc: Increment, inst: Instrument) -> list[str]:
             out.append(f"279={o.action}\x01269={ENTRY_TYPE[o.side]}\x0155={sym}\x01270={scaled(o.price, tick)}\x01"
                        f"271={scaled(o.qty, lot)}\x0137={o.order_id}\x0183={rpt}\x01")
     for t in inc.trades:
-        out.append(f"279=0\x01269=2\x0155={sym}\x01{_trade(t, inst)}83={rpt}\x01")
+        out.append(f"279=0\x01269=2\x0155={sym}\x01{_trade(t, inst, rpt)}")
     inc.memo["fix"] = out
     return out
 

@@ -2,13 +2,18 @@
 than ``max_entries`` is split over several X messages (its entries keep its RptSeq) and
 the client still ends with the engine's book, order by order and at full depth; the X
 of a feed is built once and sent to every subscriber of that feed with only its MDReqID
-changed (the same entries, byte for byte)."""
+changed (the same entries, byte for byte), carried inside QuickFIX as one preformatted
+field that puts on the wire exactly the bytes of the message parsed field by field; a
+conflating session gets several increments per X."""
 from __future__ import annotations
 
 from typing import Any, Iterator
 
 import pytest
+import quickfix as fix
 
+from marketdata import Book, FeedSpec, Increment, Snapshot
+from sessions import mdfix
 from tests.marketdata.md_flow import SYMBOLS, Flow
 from tests.mdsessions.fixbook import FixMdClient, entries, fields, send
 from tests.mdsessions.test_mdsession_books import drain, engine_view, matches, request
@@ -113,3 +118,39 @@ def test_a_conflating_session_gets_one_x_per_interval_and_the_same_book(mv: MdVe
     assert b.gaps == 0 and b.snapshots == 1
     # far fewer messages than increments: several increments per X, by time
     assert len(increments) > 3 * len(xs), (len(increments), len(xs))
+
+
+def test_a_carried_message_has_the_bytes_of_the_parsed_one(mv: MdVenue) -> None:
+    """FixBuilder.carried (the group as one preformatted field) puts on the wire exactly
+    what the message parsed field by field against the dictionary would, and passes it."""
+    sessions = mv.server.md_sessions
+    assert sessions is not None
+    build = sessions.fix
+    mv.run_flow(200)
+    inst = mv.server.app.instrument(SYMBOLS[0])
+    assert inst is not None
+    sub = mv.md.subscribe(FeedSpec(SYMBOLS[0], int(Book.L3)))
+    try:
+        snap = sub.take()[0]
+        mv.run_flow(100, waited=0.0)
+        incs = [m for m in sub.poll(5.0)]
+    finally:
+        sub.close()
+    assert type(snap) is Snapshot and incs and all(type(m) is Increment for m in incs)
+    entries_x = [e for m in incs for e in mdfix.increment_entries(m, inst)]
+    pairs = [
+        (build.message("W", mdfix.snapshot_body(snap, inst, "r1")),
+         mdfix.FixBuilder.carried("W", [(55, inst.symbol), (83, str(snap.rpt_seq)), (262, "r1")], 268,
+                                  mdfix.snapshot_entries(snap, inst))),
+        (build.message("X", mdfix.incremental_body("r2", len(entries_x), "".join(entries_x))),
+         mdfix.FixBuilder.carried("X", [(262, "r2")], 268, entries_x)),
+    ]
+    for parsed, carried in pairs:
+        for m in (parsed, carried):
+            for tag, value in ((8, "FIX.4.4"), (49, "VENUE"), (56, "MD-CLIENT"), (34, "7"),
+                               (52, "20261204-12:00:00.000000")):
+                m.getHeader().setField(tag, value)
+        assert carried.toString() == parsed.toString()
+        again = fix.Message(carried.toString(), build.dd, True)
+        fix.DataDictionary.validate(again, build.dd, build.dd)
+        assert again.groupCount(268) > 0
