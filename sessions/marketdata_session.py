@@ -255,6 +255,10 @@ class MarketDataSessions:
         d = codec.fields_of(msg)
         req_id, sub_type, symbol = d["324"], d["263"], d.get("55", "")
         seq = msg.getHeader().getField(34)
+        if sub_type not in ("0", "1", "2"):  # the dictionary refuses it first; not a subscription either way
+            self.app.send(ctx, codec.business_reject("e", seq, "0", "SubscriptionRequestType must be 0, 1 or 2",
+                                                     req_id))
+            return
         if sub_type == "2":
             if not self._unsubscribe(ctx, "e", req_id):
                 self.app.send(ctx, codec.business_reject("e", seq, "1", f"no status subscription {req_id}", req_id))

@@ -10,9 +10,11 @@ from decimal import Decimal
 from typing import Any, Iterator
 
 import pytest
+import quickfix as fix
 
 from marketdata import Book, FeedSpec
 from tests.mdsessions.fixbook import entries, fields
+from sessions.server import FixConfig
 from tests.mdsessions.venues import MdVenue, wait_until
 from tests.sessions.fixclients import RawClient, logged_on, order
 from venue import commands as C
@@ -198,3 +200,29 @@ def test_a_market_data_session_cannot_trade(mv: MdVenue, md: RawClient) -> None:
     md.send("D", order("md1", "BTC-USD", "1", "1", "30000"))
     j = md.expect("j")
     assert j[372] == "D" and j[380] == "6"
+
+
+def test_bad_enumerations_are_refused_and_never_subscribe(mv: MdVenue, md: RawClient) -> None:
+    """On the wire QuickFIX's dictionary refuses values outside FIX 4.4's enumerations
+    (session Reject, 373=5) before the venue sees them. The handlers refuse them too
+    (they would otherwise be taken for a subscription), as a message QuickFIX parsed
+    without validation shows."""
+    md.send("V", v_request("enum", "5", 0, "01", ("ETH-USD",)))
+    r = md.expect("3")
+    assert r[373] == "5" and r[371] == "263"
+    sessions = mv.server.md_sessions
+    assert sessions is not None
+    ctx = mv.server.app.ctx["MD-CLIENT"]
+    before = mv.md.subscriptions()
+    dd = fix.DataDictionary(FixConfig(data_dir="").dictionary)
+    for msg_type, body in (("e", "324=st5|55=ETH-USD|263=5|"),
+                           ("V", "262=v5|263=5|264=0|267=1|269=0|146=1|55=ETH-USD|")):
+        payload = f"35={msg_type}|49=MD-CLIENT|56=VENUE|34=99|52=20261204-12:00:00|{body}".replace("|", "\x01")
+        msg = fix.Message(f"8=FIX.4.4\x019={len(payload)}\x01{payload}10=000\x01", dd, False)
+        handler = sessions.on_security_status_request if msg_type == "e" else sessions.on_market_data_request
+        handler(msg, ctx)
+    j = md.expect("j")
+    assert j[372] == "e" and "SubscriptionRequestType" in j[58]
+    y = md.expect("Y", X262="v5")
+    assert y[281] == "4"  # unsupported SubscriptionRequestType
+    assert mv.md.subscriptions() == before
