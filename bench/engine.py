@@ -8,8 +8,10 @@ shared and noisy; the figures are medians):
 
   book       the venue's OrderBook alone: matching and resting with the venue's Order
              objects, no risk, no ledger, no events
-  engine     the whole engine: validation, reservation, matching, ledger settlement,
-             events (no journal I/O)
+  engine     the whole engine as the venue builds it (venue.factory.build_engine):
+             validation, pre-trade risk and margin checks, reservation, matching, ledger
+             settlement, events (no journal I/O); the accounts are cash accounts with no
+             risk limits set, so risk and margin each run their checks and find nothing
   reference  bench/reference_book.py: SortedDict + deque, cancel by deque.remove
   journal    commands encoded, framed, appended and fdatasync'ed by a writer thread in
              group commits while a producer thread keeps appending
@@ -55,7 +57,7 @@ def _bench_instrument():
 
 def _engine_setup():
     from venue import commands as C
-    from venue.engine import Engine
+    from venue.factory import build_engine
     from venue.genesis import genesis_commands
 
     cmds = genesis_commands() + [C.DefineInstrument(_bench_instrument().to_record()), C.CreateFirm("F")]
@@ -63,7 +65,7 @@ def _engine_setup():
         cmds.append(C.CreateAccount(f"A{i}", "F", 1, 100, 500))
         cmds.append(C.Deposit(f"u{i}", f"A{i}", "USD", 10**22))
         cmds.append(C.Deposit(f"b{i}", f"A{i}", "BTC", 10**17))
-    e = Engine()
+    e = build_engine()
     for seq, c in enumerate(cmds, 1):
         e.process(seq, seq, c)
     return e
