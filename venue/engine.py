@@ -37,8 +37,6 @@ from venue.types import (
     CancelReason, OrderStatus, Reject,
 )
 
-_new = tuple.__new__  # builds a NamedTuple from a full tuple without its Python-level __new__ (hot paths)
-
 DAY_NS: Final = 86_400 * 1_000_000_000
 RECENT_MAX: Final = 50_000  # terminal orders kept for status requests and duplicate-ClOrdID checks
 RETIRED_MAX: Final = 50_000  # ClOrdIDs replaced off open orders, kept for duplicate-ClOrdID checks
@@ -338,9 +336,8 @@ class Engine:
         seq = self.seq
         ts = self.ts
         oid = oid or seq
-        info: OrderInfo = _new(OrderInfo, (oid, account, acct.firm.id, symbol, side, ot, tif, price, stop_px, qty,
-                                           display, clid, expire_ts, stp, post_only, session, ts, reduce_only,
-                                           liquidation))
+        info = OrderInfo(oid, account, acct.firm.id, symbol, side, ot, tif, price, stop_px, qty, display, clid,
+                         expire_ts, stp, post_only, session, ts, reduce_only, liquidation)
         o = Order(oid, acct, info, side, ot, tif, price, stop_px, qty, display,
                   WAITING_TRIGGER if is_stop else NEW, stp, acct.maker_ppm, taker_ppm)
         o.hold_b = hold_b
@@ -360,15 +357,15 @@ class Engine:
         self._n += 1
         if is_stop:
             self._arm_stop(o)
-            ev.append(_new(Execution, (seq, ts, self._n, EXEC_NEW, info, WAITING_TRIGGER, clid, "", 0, qty, 0, 0, 0, 0, 0, 0, 0, -1, "", FX_NONE, 0)))
+            ev.append(Execution(seq, ts, self._n, EXEC_NEW, info, WAITING_TRIGGER, clid, "", 0, qty, 0, 0, 0, 0, 0, 0, 0, -1, "", FX_NONE, 0))
             return
         if resting and not book.would_cross(side, price):
             vis = display or qty
             o.visible = vis
             book.rest(o)
-            ev.append(_new(Execution, (seq, ts, self._n, EXEC_NEW, info, NEW, clid, "", 0, qty, 0, 0, 0, 0, 0, 0, 0, -1, "", FX_ADD, vis)))
+            ev.append(Execution(seq, ts, self._n, EXEC_NEW, info, NEW, clid, "", 0, qty, 0, 0, 0, 0, 0, 0, 0, -1, "", FX_ADD, vis))
             return
-        ev.append(_new(Execution, (seq, ts, self._n, EXEC_NEW, info, NEW, clid, "", 0, qty, 0, 0, 0, 0, 0, 0, 0, -1, "", FX_NONE, 0)))
+        ev.append(Execution(seq, ts, self._n, EXEC_NEW, info, NEW, clid, "", 0, qty, 0, 0, 0, 0, 0, 0, 0, -1, "", FX_NONE, 0))
         self._enter(o, mkt, len(ev) - 1)
         if self._tn:
             self._check_stops(mkt)
@@ -400,8 +397,10 @@ class Engine:
             self._trim(o)
         book.rest(o)
         ev = self._ev
-        e = ev[idx]
-        ev[idx] = e._replace(book=FX_REQUEUE if e.book == FX_REMOVE else FX_ADD, visible=o.visible, leaves_qty=o.leaves)
+        e: Execution = ev[idx]  # its latest event now tells that it rests
+        ev[idx] = Execution(e.seq, e.ts, e.exec_n, e.kind, e.info, e.status, e.cl_ord_id, e.orig_cl_ord_id, e.cum_qty,
+                            o.leaves, e.cum_notional, e.cum_fee, e.last_px, e.last_qty, e.fee, e.liquidity, e.trade_n,
+                            e.reason, e.text, FX_REQUEUE if e.book == FX_REMOVE else FX_ADD, o.visible)
 
     def _settle(self, o: Order, mkt: Market, out: list[MatchRecord], t_leaves: int, idx: int) -> int:
         """Settle the fills of taker ``o`` in the ledger and report them. Returns the index
@@ -455,8 +454,8 @@ class Engine:
                     m.apply(T_FILL)
                     fx = FX_REMOVE
                 self._n += 1
-                append(_new(Execution, (seq, ts, self._n, EXEC_FILL, m.info, m.status, m.cl_ord_id, "", m.cum, m_leaves,
-                                        m.cum_notional, m.cum_fee, px, q, mf, LIQ_MAKER, tn, -1, "", fx, m_vis)))
+                append(Execution(seq, ts, self._n, EXEC_FILL, m.info, m.status, m.cl_ord_id, "", m.cum, m_leaves,
+                                 m.cum_notional, m.cum_fee, px, q, mf, LIQ_MAKER, tn, -1, "", fx, m_vis))
                 if not m_leaves:
                     self._close(m)
                 t_leaves -= q
@@ -465,10 +464,10 @@ class Engine:
                 o.cum_fee += tf
                 o.apply(T_PARTIAL_FILL if t_leaves else T_FILL)
                 self._n += 1
-                append(_new(Execution, (seq, ts, self._n, EXEC_FILL, o.info, o.status, o.cl_ord_id, "", o.cum, t_leaves,
-                                        o.cum_notional, o.cum_fee, px, q, tf, LIQ_TAKER, tn, -1, "", FX_NONE, 0)))
+                append(Execution(seq, ts, self._n, EXEC_FILL, o.info, o.status, o.cl_ord_id, "", o.cum, t_leaves,
+                                 o.cum_notional, o.cum_fee, px, q, tf, LIQ_TAKER, tn, -1, "", FX_NONE, 0))
                 idx = len(ev) - 1
-                append(_new(Trade, (seq, ts, tn, symbol, px, q, o.side, m.id, o.id, m.acct.id, o.acct.id, mf, tf, o.liquidation)))
+                append(Trade(seq, ts, tn, symbol, px, q, o.side, m.id, o.id, m.acct.id, o.acct.id, mf, tf, o.liquidation))
                 mkt.last_px = px
             elif kind == M_STP_MAKER:
                 self._cancel(m, CancelReason.SELF_TRADE, fx=FX_REMOVE, text="cancelled by self-trade prevention")
@@ -578,8 +577,8 @@ class Engine:
     def _emit(self, o: Order, kind: int, cl: str | None = None, orig: str = "", reason: int = -1, text: str = "",
               fx: int = FX_NONE, visible: int = 0) -> int:
         self._n += 1
-        self._ev.append(_new(Execution, (self.seq, self.ts, self._n, kind, o.info, o.status, cl or o.cl_ord_id, orig,
-                                         o.cum, o.leaves, o.cum_notional, o.cum_fee, 0, 0, 0, 0, 0, reason, text, fx, visible)))
+        self._ev.append(Execution(self.seq, self.ts, self._n, kind, o.info, o.status, cl or o.cl_ord_id, orig,
+                                  o.cum, o.leaves, o.cum_notional, o.cum_fee, 0, 0, 0, 0, 0, reason, text, fx, visible))
         return len(self._ev) - 1
 
     # ================================================================== stops and expiry
