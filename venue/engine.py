@@ -37,6 +37,11 @@ from venue.types import (
     CancelReason, OrderStatus, Reject,
 )
 
+# Hot-path names. When compiled (mypyc), a ``Final`` module name is a C static, any other
+# module-level name a dictionary lookup each time it is read.
+_NewOrder: Final = C.NewOrder
+_CancelOrder: Final = C.CancelOrder
+
 DAY_NS: Final = 86_400 * 1_000_000_000
 RECENT_MAX: Final = 50_000  # terminal orders kept for status requests and duplicate-ClOrdID checks
 RETIRED_MAX: Final = 50_000  # ClOrdIDs replaced off open orders, kept for duplicate-ClOrdID checks
@@ -49,10 +54,10 @@ _VALID_TIF: Final = (DAY, GTC, IOC, FOK, GTD)
 class Market:
     """The engine's state for one instrument."""
 
-    __slots__ = ("inst", "book", "halted", "last_px", "stops_buy", "stops_sell", "mult", "bpl",
-                 "base", "quote", "fee_bal", "symbol")
+    __slots__ = ("_inst", "book", "halted", "last_px", "stops_buy", "stops_sell", "mult", "bpl",
+                 "base", "quote", "fee_bal", "symbol", "min_qty", "max_qty", "min_notional", "max_notional")
 
-    inst: Instrument
+    _inst: Instrument
     symbol: str
     book: OrderBook
     halted: bool
@@ -64,6 +69,10 @@ class Market:
     base: str
     quote: str
     fee_bal: Balance
+    min_qty: int  # the instrument's limits, copied by the ``inst`` setter for the hot path
+    max_qty: int
+    min_notional: int
+    max_notional: int
 
     def __init__(self, inst: Instrument, fee_bal: Balance) -> None:
         self.inst = inst
@@ -78,6 +87,18 @@ class Market:
         self.base = inst.base
         self.quote = inst.quote
         self.fee_bal = fee_bal
+
+    @property
+    def inst(self) -> Instrument:
+        return self._inst
+
+    @inst.setter
+    def inst(self, inst: Instrument) -> None:  # venue.operator replaces it to change the limits
+        self._inst = inst
+        self.min_qty = inst.min_qty
+        self.max_qty = inst.max_qty
+        self.min_notional = inst.min_notional
+        self.max_notional = inst.max_notional
 
     def band_cap(self, side: int, ref: int) -> int:
         """The worst price a market order may trade at, ``ref`` +/- the protection band."""
@@ -102,6 +123,10 @@ class RetiredClOrdIDs:
 
     def __contains__(self, key: tuple[str, str]) -> bool:
         return key in self._ids
+
+    def taken(self, account: str, clid: str) -> bool:
+        """``(account, clid) in self``, without building the pair while nothing is retired."""
+        return bool(self._ids) and (account, clid) in self._ids
 
     def add(self, account: str, clid: str, order_id: int) -> None:
         key = (account, clid)
@@ -198,11 +223,15 @@ class Engine:
         self._n = 0
         self._tn = 0
         ev = self._ev = []
-        handler = self._handlers.get(type(cmd))
-        if handler is None:
-            ev.append(CommandRejected(seq, ts, cmd, int(Reject.BAD_COMMAND), f"unknown command {type(cmd).__name__}"))
-        else:
+        t = type(cmd)
+        if t is _NewOrder:  # the order flow is called directly, the rest through the table
+            self._new_order(cmd)
+        elif t is _CancelOrder:
+            self._cancel_order(cmd)
+        elif (handler := self._handlers.get(t)) is not None:
             handler(cmd)
+        else:
+            ev.append(CommandRejected(seq, ts, cmd, int(Reject.BAD_COMMAND), f"unknown command {t.__name__}"))
         if self.after is not None:
             self.after()
         return ev
@@ -210,7 +239,7 @@ class Engine:
     def clid_taken(self, acct: Account, clid: str) -> bool:
         """Whether ``clid`` is in use on ``acct``, or was within the window that
         :class:`RetiredClOrdIDs` describes: a new order or replace may not take it."""
-        return clid in acct.by_clid or clid in acct.recent_clid or (acct.id, clid) in self.retired
+        return clid in acct.by_clid or clid in acct.recent_clid or self.retired.taken(acct.id, clid)
 
     def register_handler(self, cls: type, handler: Callable[[Any], None]) -> None:
         """Attach the handler of a command defined outside the core (risk, margin)."""
@@ -245,9 +274,9 @@ class Engine:
             return self._reject(c, Reject.INVALID_SIDE, f"invalid side {side}", acct)
         if qty <= 0:
             return self._reject(c, Reject.INVALID_QUANTITY, "quantity must be positive", acct)
-        if qty < inst.min_qty:
+        if qty < mkt.min_qty:
             return self._reject(c, Reject.QTY_BELOW_MIN, f"quantity {inst.lots_to_qty(qty)} is below the minimum {inst.lots_to_qty(inst.min_qty)} of {symbol}", acct)
-        if qty > inst.max_qty:
+        if qty > mkt.max_qty:
             return self._reject(c, Reject.QTY_ABOVE_MAX, f"quantity {inst.lots_to_qty(qty)} is above the maximum {inst.lots_to_qty(inst.max_qty)} of {symbol}", acct)
         if ot == LIMIT or ot == STOP_LIMIT:
             if price <= 0:
@@ -306,9 +335,9 @@ class Engine:
             if (side == BUY and mkt.last_px >= stop_px) or (side == SELL and mkt.last_px <= stop_px):
                 return self._reject(c, Reject.STOP_WOULD_TRIGGER, f"stop price {inst.ticks_to_price(stop_px)} would trigger at once (last {inst.ticks_to_price(mkt.last_px)})", acct)
         notional = ref * qty * mkt.mult
-        if notional < inst.min_notional:
+        if notional < mkt.min_notional:
             return self._reject(c, Reject.NOTIONAL_BELOW_MIN, f"notional {self._fmt(mkt.quote, notional)} is below the minimum {self._fmt(mkt.quote, inst.min_notional)} {mkt.quote}", acct)
-        if notional > inst.max_notional:
+        if notional > mkt.max_notional:
             return self._reject(c, Reject.NOTIONAL_ABOVE_MAX, f"notional {self._fmt(mkt.quote, notional)} is above the maximum {self._fmt(mkt.quote, inst.max_notional)} {mkt.quote}", acct)
         if post_only and not is_stop and book.would_cross(side, price):
             return self._reject(c, Reject.POST_ONLY_WOULD_TAKE, "post-only order would take liquidity", acct)
@@ -348,8 +377,9 @@ class Engine:
         o.held = need
         if oid != seq:
             o.seq = seq  # time priority is the command's sequence number
-        self.orders[oid] = o
-        acct.orders[oid] = o
+        key = o.key
+        self.orders[key] = o
+        acct.orders[key] = o
         acct.by_clid[clid] = o
         if expire_ts:
             heappush(self.expiries, (expire_ts, oid))
@@ -543,23 +573,27 @@ class Engine:
 
     def _close(self, o: Order) -> None:
         """An order became terminal: unregister it, give back what it still holds."""
-        oid = o.id
+        key = o.key
         acct = o.acct
-        del self.orders[oid]
-        del acct.orders[oid]
-        if acct.by_clid.get(o.cl_ord_id) is o:
-            del acct.by_clid[o.cl_ord_id]
+        clid = o.cl_ord_id
+        del self.orders[key]
+        del acct.orders[key]
+        by_clid = acct.by_clid
+        mapped = by_clid.pop(clid, None)  # (one lookup where a get and a del take two)
+        if mapped is not o and mapped is not None:
+            by_clid[clid] = mapped
         if o.held:
             self._release(o, o.held)
         recent = self.recent
-        recent[oid] = o
-        self.recent_ids.append(oid)
-        acct.recent_clid[o.cl_ord_id] = oid
+        recent[key] = o
+        self.recent_ids.append(key)
+        acct.recent_clid[clid] = key
         if len(recent) > RECENT_MAX:
             old = recent.pop(self.recent_ids.popleft())
             rc = old.acct.recent_clid
-            if rc.get(old.cl_ord_id) == old.id:
-                del rc[old.cl_ord_id]
+            clid = old.cl_ord_id
+            if rc.get(clid, 0) == old.id:
+                del rc[clid]
 
     def _cancel(self, o: Order, reason: int, cl: str | None = None, fx: int | None = None, text: str = "",
                 expire: bool = False) -> None:
@@ -641,23 +675,26 @@ class Engine:
     # ================================================================== cancel / amend
     def _find(self, c: C.CancelOrder | C.AmendOrder) -> Order | None:
         """The open order a cancel or amend names, or None after reporting why not."""
-        acct = self.ledger.accounts.get(c.account)
+        # the fields both commands start with, by position: compiled, a NamedTuple field read
+        # by name is a generic attribute lookup
+        account, order_id, orig_cl_ord_id, symbol = c[0], c[2], c[3], c[4]
+        acct = self.ledger.accounts.get(account)
         if acct is None:
-            self._ev.append(CancelRejected(self.seq, self.ts, c, int(Reject.UNKNOWN_ACCOUNT), f"unknown account {c.account}"))
+            self._ev.append(CancelRejected(self.seq, self.ts, c, int(Reject.UNKNOWN_ACCOUNT), f"unknown account {account}"))
             return None
         o = None
-        if c.order_id:
-            o = self.orders.get(c.order_id)
+        if order_id:
+            o = self.orders.get(order_id)
             if o is not None and o.acct is not acct:
                 o = None
-        elif c.orig_cl_ord_id:
-            o = acct.by_clid.get(c.orig_cl_ord_id)
-        if o is not None and c.symbol and c.symbol != o.info.symbol:
+        elif orig_cl_ord_id:
+            o = acct.by_clid.get(orig_cl_ord_id)
+        if o is not None and symbol and symbol != o.mkt.symbol:
             o = None
         if o is None:
-            closed = self.recent.get(c.order_id) if c.order_id else None
-            if closed is None and c.orig_cl_ord_id:
-                rid = acct.recent_clid.get(c.orig_cl_ord_id)
+            closed = self.recent.get(order_id) if order_id else None
+            if closed is None and orig_cl_ord_id:
+                rid = acct.recent_clid.get(orig_cl_ord_id)
                 closed = self.recent.get(rid) if rid else None
             if closed is not None and closed.acct is acct:
                 self._ev.append(CancelRejected(self.seq, self.ts, c, int(Reject.ORDER_NOT_OPEN),
@@ -674,7 +711,7 @@ class Engine:
     def _cancel_order(self, c: C.CancelOrder) -> None:
         o = self._find(c)
         if o is not None:
-            self._cancel(o, c.reason, cl=c.cl_ord_id or o.cl_ord_id)
+            self._cancel(o, c[6], cl=c[1] or o.cl_ord_id)  # reason, cl_ord_id (by position, as in _find)
 
     def _amend_order(self, c: C.AmendOrder) -> None:
         found = self._find(c)
@@ -789,8 +826,8 @@ class Engine:
         n.seq = self.seq
         n.expire_ts = o.expire_ts
         o.held = 0
-        self.orders[n.id] = n
-        o.acct.orders[n.id] = n
+        self.orders[n.key] = n
+        o.acct.orders[n.key] = n
         o.acct.by_clid[clid] = n
         return n
 

@@ -7,7 +7,7 @@ transition the table does not allow is a bug and raises :class:`EngineBug`.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from venue.errors import EngineBug
 from venue.events import OrderInfo
@@ -60,7 +60,7 @@ class Order:
         "id", "acct", "info", "side", "ord_type", "tif", "price", "stop_px", "qty",
         "leaves", "cum", "visible", "display", "cum_notional", "cum_fee", "status",
         "held", "maker_ppm", "taker_ppm", "stp", "post_only", "cl_ord_id", "level",
-        "seq", "expire_ts", "reduce_only", "liquidation", "hold_b", "recv_b", "mkt", "qpos",
+        "seq", "expire_ts", "reduce_only", "liquidation", "hold_b", "recv_b", "mkt", "qpos", "key",
     )
 
     id: int
@@ -94,11 +94,16 @@ class Order:
     recv_b: Balance
     mkt: Market
     qpos: int
+    key: Any
 
     def __init__(self, oid: int, acct: Account, info: OrderInfo, side: int, ord_type: int, tif: int,
                  price: int, stop_px: int, qty: int, display: int, status: int, stp: int,
                  maker_ppm: int, taker_ppm: int) -> None:
         self.id = oid
+        # The id as one int object, the key of the order in every dict that holds it. (When
+        # compiled, ``id`` is stored unboxed and each use as a key would box it anew; a dict
+        # finds the very object it holds by identity, a new one only by comparing values.)
+        self.key = oid
         self.acct = acct
         self.info = info
         self.side = side
