@@ -113,6 +113,8 @@ class VenueApplication(fix.Application):
         self.registry = registry
         self.ctx: dict[str, SessionCtx] = {}
         self._verified: dict[str, tuple[str, str, float, dict[int, str]]] = {}
+        self._oe_by_firm: dict[str, tuple[SessionCtx, ...]] = {}
+        self._oe_version: tuple[int, int] = (-1, -1)
         self._verified_lock = threading.Lock()
         self._exec_ids = itertools.count(1)
         self._exec_base = time.time_ns() // 1_000_000
@@ -655,9 +657,23 @@ class VenueApplication(fix.Application):
             self.send(ctx, codec.execution_report(ev, inst, quote, self._er, stp, ctx.ext))
             return
         # entered elsewhere (operator, liquidation): to the firm's order-entry sessions with the account
-        for c in self.ctx.values():
-            if c.rec.role == "order_entry" and c.rec.firm == info.firm and info.account in self.allowed_accounts(c):
+        for c in self._oe_sessions_of(info.firm):
+            if info.account in self.allowed_accounts(c):
                 self.send(c, codec.execution_report(ev, inst, quote, None, False, c.ext))
+
+    def _oe_sessions_of(self, firm: str) -> tuple[SessionCtx, ...]:
+        """The order-entry sessions of ``firm`` (indexed per registry version: a venue with
+        many market-data or drop-copy sessions must not scan them for every execution)."""
+        version = (self.registry.version, len(self.ctx))
+        if version != self._oe_version:
+            by_firm: dict[str, list[SessionCtx]] = {}
+            for c in list(self.ctx.values()):
+                rec = self.registry.sessions.get(c.comp_id, c.rec)
+                if rec.role == "order_entry":
+                    by_firm.setdefault(rec.firm, []).append(c)
+            self._oe_by_firm = {f: tuple(v) for f, v in by_firm.items()}
+            self._oe_version = version
+        return self._oe_by_firm.get(firm, ())
 
     def _route_reject(self, ev: OrderRejected) -> None:
         ctx = self.ctx.get(ev.cmd.session)
