@@ -18,10 +18,12 @@ shared and noisy; the figures are medians):
   durable    the whole venue: commands submitted to the sequencer, processed by the
              engine, journaled with fsync group commit, published once durable
 
-All contenders run with the venue's production GC setting (venue.core.tune_gc). The
-workload (bench/workload.py): a 10k-order warm book, then 60% passive limits within 10
-ticks of the touch, 25% cancels of random resting orders, 15% aggressive limits 0-2
-ticks through the touch. The last line printed is one JSON object.
+All contenders run with the venue's production GC setting (venue.core.tune_gc), and the
+venue's contenders with the engine as installed: compiled by mypyc when ``pip install``
+could compile it (setup.py), else pure Python; the summary says which. The workload
+(bench/workload.py): a 10k-order warm book, then 60% passive limits within 10 ticks of the
+touch, 25% cancels of random resting orders, 15% aggressive limits 0-2 ticks through the
+touch. The last line printed is one JSON object.
 """
 from __future__ import annotations
 
@@ -272,6 +274,10 @@ def main() -> None:
         print(json.dumps({"ops_per_s": child(args.child, args.workload)}))
         return
     kinds = [k for k in args.only.split(",") if k]
+    import venue.engine
+
+    compiled = not venue.engine.__file__.endswith(".py")
+    print(f"engine: {'compiled (mypyc)' if compiled else 'pure Python (not compiled, see setup.py)'}")
     t = time.perf_counter()
     w = generate(n=args.ops, warm=args.warm, seed=args.seed)
     print(f"workload: {len(w.warm)} warm orders, {len(w.ops)} commands, seed {args.seed} "
@@ -298,7 +304,8 @@ def main() -> None:
         vals = ", ".join(f"{x:,.0f}" for x in results[k])
         print(f"{k:9s} median {med[k]:12,.0f} ops/s   runs: {vals}")
     ref = med.get("reference")
-    summary: dict[str, object] = {"rounds": args.rounds, "ops": args.ops, "warm": args.warm, "seed": args.seed}
+    summary: dict[str, object] = {"rounds": args.rounds, "ops": args.ops, "warm": args.warm, "seed": args.seed,
+                                  "engine_compiled": compiled}
     names = {"book": "book_ops_per_s", "engine": "engine_ops_per_s", "reference": "reference_ops_per_s",
              "journal": "journal_commands_per_s", "durable": "durable_engine_commands_per_s"}
     for k in kinds:

@@ -13,6 +13,8 @@ event; state is untouched. An exception is a bug: the caller must stop the engin
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections import deque
 from heapq import heappop, heappush
 from typing import Any, Callable, Final
@@ -36,6 +38,26 @@ from venue.types import (
     LIMIT, LIQ_MAKER, LIQ_TAKER, MARKET, NEW, SELL, STOP, STOP_LIMIT, WAITING_TRIGGER, AccountKind,
     CancelReason, OrderStatus, Reject,
 )
+
+def _check_compiled() -> None:
+    """Refuse to run compiled from other sources than the ones beside us (see setup.py)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    record = os.path.join(os.path.dirname(here), "build", "venue-compiled.json")
+    if __file__.endswith(".py") or not os.path.exists(record):
+        return  # the sources themselves, or an installed build
+    with open(record) as f:
+        built: dict[str, str] = json.load(f)
+    changed = []
+    for name, digest in sorted(built.items()):
+        with open(os.path.join(here, name), "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() != digest:
+                changed.append(name)
+    if changed:
+        raise ImportError(f"venue's compiled modules were built before {', '.join(changed)} changed: rebuild them "
+                          f"(python3 -m pip install -e .) or delete them (rm venue/*.so venue__mypyc*.so)")
+
+
+_check_compiled()
 
 # Hot-path names. When compiled (mypyc), a ``Final`` module name is a C static, any other
 # module-level name a dictionary lookup each time it is read.
@@ -211,6 +233,18 @@ class Engine:
             C.CompleteWithdrawal: self._complete_withdrawal,
             C.Tick: self._tick,
         }
+
+    def __del__(self) -> None:
+        """Take apart the reference cycles of the orders still open: the cyclic collector
+        does not see orders (venue.orders), so it cannot free an engine's open orders, their
+        levels and their accounts by itself. (Only a discarded engine has any: tests, replays.)"""
+        for mkt in self.markets.values():
+            for side in (mkt.book.bids, mkt.book.asks):
+                for lvl in side.levels.values():
+                    lvl.orders.clear()
+        for acct in self.ledger.accounts.values():
+            acct.orders.clear()
+            acct.by_clid.clear()
 
     # ================================================================== entry point
     def process(self, seq: int, ts: int, cmd: Any) -> list[Any]:

@@ -10,15 +10,22 @@ Identifiers derive from the sequence number: ExecID is ``{seq}-{exec_n}`` and Tr
 
 :class:`OrderInfo`, :class:`Execution` and :class:`Trade`, the events of the order flow,
 are built several times per command, so they are not NamedTuples but small classes
-with read-only attributes (``Final``) that compare, hash and print like the NamedTuples
-they replaced (``OrderInfo`` also iterates over its fields and has ``_replace``): classes
-that mypyc can compile to native ones. The other events are NamedTuples.
+with read-only attributes that compare, hash and print like the NamedTuples they
+replaced (``OrderInfo`` also iterates over its fields and has ``_replace``). When the
+engine is compiled (mypyc, see ``setup.py``) they are native classes that the cyclic
+garbage collector does not track: they hold only numbers, strings and an ``OrderInfo``,
+so they can be part of no reference cycle. Building and freeing one then costs a
+fraction of a NamedTuple's, and the collector never visits the OrderInfo that every
+open and recently closed order keeps. The other events are NamedTuples.
 """
 from __future__ import annotations
 
 from typing import Any, ClassVar, Final, Iterator, NamedTuple
 
+from mypy_extensions import mypyc_attr
 
+
+@mypyc_attr(acyclic=True)
 class Record:
     """Value semantics for the classes below, from their ``_fields``."""
 
@@ -47,6 +54,7 @@ _ORDER_INFO: Final = ("order_id", "account", "firm", "symbol", "side", "ord_type
                       "reduce_only", "liquidation")
 
 
+@mypyc_attr(acyclic=True)
 class OrderInfo(Record):
     """The static attributes of an order. Replaced (not mutated) on amend."""
 
@@ -86,6 +94,7 @@ _EXECUTION: Final = ("seq", "ts", "exec_n", "kind", "info", "status", "cl_ord_id
                      "reason", "text", "book", "visible")
 
 
+@mypyc_attr(acyclic=True)
 class Execution(Record):
     """An execution report's worth of facts about one order."""
 
@@ -146,6 +155,7 @@ _TRADE: Final = ("seq", "ts", "trade_n", "symbol", "price", "qty", "aggressor_si
                  "taker_order_id", "maker_account", "taker_account", "maker_fee", "taker_fee", "liquidation")
 
 
+@mypyc_attr(acyclic=True)
 class Trade(Record):
     __slots__ = _TRADE
     _fields: ClassVar[tuple[str, ...]] = _TRADE

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+from mypy_extensions import mypyc_attr
+
 from venue.errors import EngineBug
 from venue.events import OrderInfo
 from venue.types import OrderStatus
@@ -53,8 +55,16 @@ TRANSITIONS: dict[tuple[int, int], int] = {
 _TABLE: Final[list[list[int]]] = [[TRANSITIONS.get((s, t), -1) for t in range(7)] for s in range(6)]
 
 
+@mypyc_attr(acyclic=True)
 class Order:
-    """An open order. Quantities in lots, prices in ticks, money in atoms."""
+    """An open order. Quantities in lots, prices in ticks, money in atoms.
+
+    Compiled (mypyc, see setup.py), orders are invisible to the cyclic garbage collector:
+    there are tens of thousands of them and the engine frees them by reference counting.
+    An open order is part of reference cycles (it and its price level's queue, it and its
+    account's maps); they come apart when the order closes (it leaves the queue and the
+    maps) or, for an engine dropped with orders open, in ``Engine.__del__``.
+    """
 
     __slots__ = (
         "id", "acct", "info", "side", "ord_type", "tif", "price", "stop_px", "qty",
