@@ -538,9 +538,12 @@ class Engine:
             elif kind == M_STP_TAKER:
                 self._cancel(o, CancelReason.SELF_TRADE, text="cancelled by self-trade prevention")
             elif kind == M_STP_DECREMENT:
-                m.qty -= q
-                m.info = m.info._replace(qty=m.qty)
+                # Both orders lose the overlap. One that keeps a remainder is restated with
+                # the smaller OrderQty (378=5); one decremented to nothing is cancelled and
+                # keeps the quantity it was entered with, as its reports show.
                 if m_leaves:
+                    m.qty -= q
+                    m.info = m.info._replace(qty=m.qty)
                     saved, m.leaves = m.leaves, m_leaves
                     if m.side == BUY:
                         self._trim(m)
@@ -552,9 +555,9 @@ class Engine:
                 else:
                     self._cancel(m, CancelReason.SELF_TRADE, fx=FX_REMOVE, text="cancelled by self-trade prevention (decrement)")
                 t_leaves -= q
-                o.qty -= q
-                o.info = o.info._replace(qty=o.qty)
                 if t_leaves:
+                    o.qty -= q
+                    o.info = o.info._replace(qty=o.qty)
                     saved, o.leaves = o.leaves, t_leaves
                     if taker_buy:
                         self._trim(o)

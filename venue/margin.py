@@ -173,6 +173,9 @@ class MarginBook:
     def __init__(self, engine: Engine, risk: RiskBook | None) -> None:
         self.engine = engine
         self.liquidating: dict[str, str] = {}  # account -> last reported stage
+        # full valuations (health) per account since start: a diagnostic (not state, not
+        # hashed) that shows the after-command hook stays incremental
+        self.valuations: dict[str, int] = {}
         self.marks: dict[str, int] = {}  # symbol -> last known mark of a USD instrument
         # symbol -> [price of its last trade, the last trade before it that was not a
         # liquidation's (or the mark then)], while its last trade is a liquidation's
@@ -258,6 +261,8 @@ class MarginBook:
         return amount * p[0] // p[1]  # floors: a debt counts a little more, a holding a little less
 
     def health(self, acct: Account) -> Health:
+        vals = self.valuations
+        vals[acct.id] = vals.get(acct.id, 0) + 1
         eq = gross = 0
         for asset, net in self.nets(acct).items():
             v = self._value(asset, net)
@@ -933,7 +938,7 @@ class MarginBook:
             raise EngineBug("too many liquidation orders in one command")
         oid = LIQ_ID_BASE + e.seq * LIQ_IDS_PER_COMMAND + self._id_n
         clid = f"LIQ-{e.seq}-{self._id_n}"
-        while clid in acct.by_clid or clid in acct.recent_clid:
+        while e.clid_taken(acct, clid):  # a client may have used it (or replaced it away)
             clid += "+"
         sym = mkt.symbol
         ref = self.liq_ref.get(sym)

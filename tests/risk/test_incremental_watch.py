@@ -19,18 +19,16 @@ from tests.risk.market import LP, move_to, open_market
 
 
 class Counting:
-    """Counts the margin book's full valuations (``health``) of each account."""
+    """Counts the margin book's full valuations (``health``) of each account from now on."""
 
     def __init__(self, h: RiskHarness) -> None:
-        self.calls: dict[str, int] = {}
-        book = h.margin
-        inner = book.health
+        self.book = h.margin
+        self.base = dict(self.book.valuations)
 
-        def health(acct: Any) -> Any:
-            self.calls[acct.id] = self.calls.get(acct.id, 0) + 1
-            return inner(acct)
-
-        book.health = health  # type: ignore[method-assign]
+    @property
+    def calls(self) -> dict[str, int]:
+        base = self.base
+        return {a: n - base.get(a, 0) for a, n in self.book.valuations.items() if n != base.get(a, 0)}
 
 
 @pytest.fixture

@@ -188,9 +188,6 @@ def test_stp_mode_is_echoed_only_on_the_orders_that_carried_it(venue, beta):
     assert beta.expect("8", X41=with_stp, X150="4")[25001] == "3"
 
 
-@pytest.mark.xfail(strict=True, reason="venue/engine.py shrinks OrderInfo.qty of an order that self-trade "
-                                       "prevention's decrement cancels outright (to 0 with no fill); the fix "
-                                       "belongs to the engine, outside the FIX sessions")
 def test_an_order_cancelled_by_stp_decrement_keeps_its_order_qty(venue, alpha):
     maker = cid("dm")
     alpha.send("D", order(maker, "BTC-USD", "2", "0.5", "41000.00"))

@@ -73,8 +73,9 @@ class TestSelfTradePrevention:
         assert [(e.info.order_id, e.leaves_qty, e.info.qty, e.book, e.visible) for e in restated] == [
             (own, 60_000, 60_000, FX.UPDATE, 60_000)]
         last = execs(ev)[-1]
-        assert (last.info.order_id, last.kind, last.reason, last.cum_qty, last.info.qty) == (
-            t, K.CANCELLED, CancelReason.SELF_TRADE, 100_000, 100_000)
+        # the rest (0.4) is cancelled; the order keeps the quantity it was entered with
+        assert (last.info.order_id, last.kind, last.reason, last.cum_qty, last.leaves_qty, last.info.qty) == (
+            t, K.CANCELLED, CancelReason.SELF_TRADE, 100_000, 0, 140_000)
         assert h.book(SELL)[0] == (10_000, [(own, 60_000, 60_000)])
         assert h.bal("S", "BTC") == (100_40_000_000, 60_000_000)  # 1 bought, 0.4 of the ask's hold released
         h.engine.check_invariants()
