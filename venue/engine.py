@@ -132,7 +132,7 @@ class Market:
 
 class RetiredClOrdIDs:
     """The ClOrdIDs that replaces took off orders still open (an order that closes keeps
-    its current ClOrdID in ``Account.recent_clid``). FIX 4.4 wants a ClOrdID unique within
+    its current ClOrdID in ``Account.clids`` while it is in ``Engine.recent``). FIX 4.4 wants a ClOrdID unique within
     a session's day; the venue refuses a new order or a replace that takes a ClOrdID it
     has seen on the account within a bounded window: the open orders', the last
     ``RECENT_MAX`` closed orders' and the last ``RETIRED_MAX`` replaced ones. Part of the
@@ -244,7 +244,7 @@ class Engine:
                     lvl.orders.clear()
         for acct in self.ledger.accounts.values():
             acct.orders.clear()
-            acct.by_clid.clear()
+            acct.clids.clear()
 
     # ================================================================== entry point
     def process(self, seq: int, ts: int, cmd: Any) -> list[Any]:
@@ -273,7 +273,7 @@ class Engine:
     def clid_taken(self, acct: Account, clid: str) -> bool:
         """Whether ``clid`` is in use on ``acct``, or was within the window that
         :class:`RetiredClOrdIDs` describes: a new order or replace may not take it."""
-        return clid in acct.by_clid or clid in acct.recent_clid or self.retired.taken(acct.id, clid)
+        return clid in acct.clids or self.retired.taken(acct.id, clid)
 
     def register_handler(self, cls: type, handler: Callable[[Any], None]) -> None:
         """Attach the handler of a command defined outside the core (risk, margin)."""
@@ -414,7 +414,7 @@ class Engine:
         key = o.key
         self.orders[key] = o
         acct.orders[key] = o
-        acct.by_clid[clid] = o
+        acct.clids[clid] = o
         if expire_ts:
             heappush(self.expiries, (expire_ts, oid))
         ev = self._ev
@@ -611,26 +611,20 @@ class Engine:
     def _close(self, o: Order) -> None:
         """An order became terminal: unregister it, give back what it still holds."""
         key = o.key
-        acct = o.acct
-        clid = o.cl_ord_id
         del self.orders[key]
-        del acct.orders[key]
-        by_clid = acct.by_clid
-        mapped = by_clid.pop(clid, None)  # (one lookup where a get and a del take two)
-        if mapped is not o and mapped is not None:
-            by_clid[clid] = mapped
+        del o.acct.orders[key]
         if o.held:
             self._release(o, o.held)
+        # its ClOrdID stays in acct.clids, now naming a closed order, until it leaves recent
         recent = self.recent
         recent[key] = o
         self.recent_ids.append(key)
-        acct.recent_clid[clid] = key
         if len(recent) > RECENT_MAX:
             old = recent.pop(self.recent_ids.popleft())
-            rc = old.acct.recent_clid
+            clids = old.acct.clids
             clid = old.cl_ord_id
-            if rc.get(clid, 0) == old.id:
-                del rc[clid]
+            if clids.get(clid) is old:
+                del clids[clid]
 
     def _cancel(self, o: Order, reason: int, cl: str | None = None, fx: int | None = None, text: str = "",
                 expire: bool = False) -> None:
@@ -725,14 +719,17 @@ class Engine:
             if o is not None and o.acct is not acct:
                 o = None
         elif orig_cl_ord_id:
-            o = acct.by_clid.get(orig_cl_ord_id)
+            o = acct.clids.get(orig_cl_ord_id)
+            if o is not None and o.status >= FILLED:
+                o = None  # closed: reported below
         if o is not None and symbol and symbol != o.mkt.symbol:
             o = None
         if o is None:
             closed = self.recent.get(order_id) if order_id else None
             if closed is None and orig_cl_ord_id:
-                rid = acct.recent_clid.get(orig_cl_ord_id)
-                closed = self.recent.get(rid) if rid else None
+                closed = acct.clids.get(orig_cl_ord_id)
+                if closed is not None and closed.status < FILLED:
+                    closed = None
             if closed is not None and closed.acct is acct:
                 self._ev.append(CancelRejected(self.seq, self.ts, c, int(Reject.ORDER_NOT_OPEN),
                                                f"order is already {OrderStatus(closed.status).name.lower().replace('_', ' ')}",
@@ -806,8 +803,8 @@ class Engine:
         orig = o.cl_ord_id
         acct = o.acct
         if clid != orig:
-            if acct.by_clid.get(orig) is o:
-                del acct.by_clid[orig]
+            if acct.clids.get(orig) is o:
+                del acct.clids[orig]
             self.retired.add(acct.id, orig, o.id)
         keep = new_price == o.price and new_stop == o.stop_px and new_leaves <= o.leaves
         if keep:
@@ -817,7 +814,7 @@ class Engine:
                 o.leaves = new_leaves
             o.qty = new_qty
             o.cl_ord_id = clid
-            acct.by_clid[clid] = o
+            acct.clids[clid] = o
             o.info = o.info._replace(qty=new_qty, cl_ord_id=clid)
             self._hold_to(o, need)
             o.apply(T_REPLACE)
@@ -865,7 +862,7 @@ class Engine:
         o.held = 0
         self.orders[n.key] = n
         o.acct.orders[n.key] = n
-        o.acct.by_clid[clid] = n
+        o.acct.clids[clid] = n
         return n
 
     def _mass_cancel(self, c: C.MassCancel) -> None:
@@ -1091,10 +1088,7 @@ class Engine:
             o = self.recent.get(order_id)
         if o is None and cl_ord_id:
             acct = self.ledger.accounts.get(account)
-            o = acct.by_clid.get(cl_ord_id) if acct else None
-            if o is None and acct is not None:
-                rid = acct.recent_clid.get(cl_ord_id)
-                o = self.recent.get(rid) if rid else None
+            o = acct.clids.get(cl_ord_id) if acct else None
         if o is not None and o.acct.id != account:
             return None
         return o

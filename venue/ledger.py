@@ -74,7 +74,7 @@ class Firm:
 class Account:
     __slots__ = (
         "id", "firm", "kind", "maker_ppm", "taker_ppm", "stp", "leverage", "enabled",
-        "bal", "orders", "by_clid", "recent_clid",
+        "bal", "orders", "clids",
     )
 
     id: str
@@ -87,8 +87,7 @@ class Account:
     enabled: bool
     bal: dict[str, Balance]
     orders: dict[int, Order]
-    by_clid: dict[str, Order]
-    recent_clid: dict[str, int]
+    clids: dict[str, Order]
 
     def __init__(self, aid: str, firm: Firm, kind: int = int(AccountKind.CASH), maker_ppm: int = 0,
                  taker_ppm: int = 0, stp: int = int(STP.CANCEL_NEWEST), leverage: int = 1) -> None:
@@ -102,8 +101,9 @@ class Account:
         self.enabled = True
         self.bal = {}
         self.orders = {}  # open orders by id
-        self.by_clid = {}  # open orders by current ClOrdID
-        self.recent_clid = {}  # ClOrdID -> id of its recently closed order (see Engine.recent)
+        # open orders by current ClOrdID, and recently closed ones (Engine.recent) by their
+        # last: one map, so a duplicate check is one lookup and closing an order none
+        self.clids = {}
 
     def balance(self, asset: str) -> Balance:
         b = self.bal.get(asset)

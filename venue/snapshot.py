@@ -120,7 +120,7 @@ def load_engine(d: dict[str, Any], engine: Engine | None = None) -> Engine:
         by_id[o.id] = o
         e.orders[o.id] = o
         o.acct.orders[o.id] = o
-        o.acct.by_clid[o.cl_ord_id] = o
+        o.acct.clids[o.cl_ord_id] = o
         if o.expire_ts:
             heappush(e.expiries, (o.expire_ts, o.id))
         if o.status == WAITING_TRIGGER:
@@ -138,7 +138,7 @@ def load_engine(d: dict[str, Any], engine: Engine | None = None) -> Engine:
         o = _make_order(e, r)
         e.recent[o.id] = o
         e.recent_ids.append(o.id)
-        o.acct.recent_clid[o.cl_ord_id] = o.id
+        o.acct.clids.setdefault(o.cl_ord_id, o)  # (an open order's ClOrdID is never a closed one's)
     for name, x in getattr(e, "extensions", {}).items():
         if name in d.get("ext", {}):
             x.load_state(d["ext"][name])
