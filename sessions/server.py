@@ -61,7 +61,7 @@ class FixConfig:
     tls_client_ca: str = ""  # if set, clients must present a certificate signed by it
 
 
-QUICKFIX_REQUIRED = "1.16.0+venue.2"
+QUICKFIX_REQUIRED = "1.16.0+venue.3"
 
 
 def check_quickfix() -> None:
@@ -69,7 +69,9 @@ def check_quickfix() -> None:
     unpatched 1.16.0 connection threads read sockets they already closed, whose numbers
     the process may have given to other connections, and its acceptors listen on every
     address (the patch adds SocketAcceptAddress, which fix_config/acceptor.cfg sets to
-    loopback so that only the logon gateway reaches the acceptor)."""
+    loopback so that only the logon gateway reaches the acceptor), and it calls the
+    application back (taking the interpreter lock) for every message it sends (the patch
+    adds ToAppCallback/ToAdminCallback, which acceptor.cfg turns off)."""
     import importlib.metadata
 
     try:
