@@ -13,7 +13,7 @@ worst price (or the window was not full): a change further out cannot alter the 
 """
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, Sequence, cast
 
 from marketdata.book import BookSide, InstrumentBook
 from marketdata.messages import (
@@ -90,7 +90,7 @@ class Feed:
         s = self.spec.sides
         return (BID, ASK) if not s else (s,)
 
-    def build(self, book: InstrumentBook, best_dirty: dict[int, int | None], trades: list[TradePrint],
+    def build(self, book: InstrumentBook, best_dirty: dict[int, int | None], trades: Sequence[TradePrint],
               statuses: tuple[StatusChange, ...], seq: int, ts: int) -> Increment | None:
         """The increment of this batch, or None if the feed saw no change."""
         spec = self.spec

@@ -318,7 +318,7 @@ class MarketData:
         if feeds:
             best = {BID: min(b.bids.dirty) if b.bids.dirty else None,
                     ASK: min(b.asks.dirty) if b.asks.dirty else None}
-            prints = [_print(t) for t in b.trades]
+            prints = tuple([_print(t) for t in b.trades])  # one tuple shared by every feed's increment
             st = tuple(b.statuses)
             seq, ts = self.seq, self.ts
             for feed in feeds.values():

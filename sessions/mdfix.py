@@ -92,15 +92,57 @@ class FixBuilder:
         return m
 
 
-def _trade(t: TradePrint, inst: Instrument, rpt_seq: int | None = None) -> str:
-    """A trade's fields in the groups' order (270 271 272 273 [83] 1003 5797: RptSeq,
-    in an X, comes between the time and the TradeID, as the dictionary declares it)."""
+_SECOND: list[Any] = [None, "", ""]  # the last second formatted: [sec, MDEntryDate, MDEntryTime's whole seconds]
+
+
+def _date_time(sec: int) -> tuple[str, str]:
+    """``(YYYYMMDD, HH:MM:SS)`` of a second since the epoch, UTC; trades come in runs of
+    the same second, so the last one is kept (formatting costs more than the rest of an
+    entry)."""
+    last = _SECOND
+    if last[0] != sec:
+        g = time.gmtime(sec)
+        last[1:] = [time.strftime("%Y%m%d", g), time.strftime("%H:%M:%S", g)]
+        last[0] = sec  # set last: a reader on another thread sees a matching pair or a miss
+    return last[1], last[2]
+
+
+def _trade_parts(t: TradePrint, inst: Instrument) -> tuple[str, str]:
+    """A trade's fields in the groups' order, split where RptSeq (83) goes in an X: it
+    comes between the time and the TradeID (270 271 272 273 [83] 1003 5797), as the
+    dictionary declares it."""
     sec, ns = divmod(t.ts, 1_000_000_000)
-    rpt = f"83={rpt_seq}\x01" if rpt_seq is not None else ""
+    day, hms = _date_time(sec)
     return (f"270={scaled(t.price, inst.tick_size)}\x01271={scaled(t.qty, inst.lot_size)}\x01"
-            f"272={time.strftime('%Y%m%d', time.gmtime(sec))}\x01"
-            f"273={time.strftime('%H:%M:%S', time.gmtime(sec))}.{ns // 1000:06d}\x01{rpt}"
+            f"272={day}\x01273={hms}.{ns // 1000:06d}\x01",
             f"1003={t.seq}-{t.trade_n}\x015797={AGGRESSOR.get(t.aggressor_side, '1')}\x01")
+
+
+def _trade(t: TradePrint, inst: Instrument, rpt_seq: int | None = None) -> str:
+    head, tail = _trade_parts(t, inst)
+    return f"{head}83={rpt_seq}\x01{tail}" if rpt_seq is not None else head + tail
+
+
+_TRADES_KEPT = 16
+_trade_texts: dict[int, tuple[tuple[TradePrint, ...], list[tuple[str, str]]]] = {}
+
+
+def _trades_text(trades: tuple[TradePrint, ...], inst: Instrument) -> list[tuple[str, str]]:
+    """The text of a batch's trades, by :func:`_trade_parts`. Every feed of an instrument
+    gets the same tuple of trades for a batch (the hub builds it once), and each feed's
+    increment has its own RptSeq, so the text is shared by the tuple's identity (the
+    tuple is kept with it, so its id cannot be reused while cached)."""
+    got = _trade_texts.get(id(trades))
+    if got is not None and got[0] is trades:
+        return got[1]
+    parts = [_trade_parts(t, inst) for t in trades]
+    if len(_trade_texts) >= _TRADES_KEPT:
+        try:
+            del _trade_texts[next(iter(_trade_texts))]
+        except (KeyError, RuntimeError, StopIteration):  # another thread got there first
+            pass
+    _trade_texts[id(trades)] = (trades, parts)
+    return parts
 
 
 # ------------------------------------------------------------------------------ W
@@ -154,8 +196,10 @@ def increment_entries(inc: Increment, inst: Instrument) -> list[str]:
         else:
             out.append(f"279={o.action}\x01269={ENTRY_TYPE[o.side]}\x0155={sym}\x01270={scaled(o.price, tick)}\x01"
                        f"271={scaled(o.qty, lot)}\x0137={o.order_id}\x0183={rpt}\x01")
-    for t in inc.trades:
-        out.append(f"279=0\x01269=2\x0155={sym}\x01{_trade(t, inst, rpt)}")
+    if inc.trades:
+        mid = f"83={rpt}\x01"
+        lead = f"279=0\x01269=2\x0155={sym}\x01"
+        out += [lead + head + mid + tail for head, tail in _trades_text(inc.trades, inst)]
     inc.memo["fix"] = out
     return out
 
