@@ -17,6 +17,11 @@ source (RECORD) and the compiled engine refuses to import when one has changed s
 (``_check_compiled`` in venue/engine.py): rebuild with ``python3 -m pip install -e .``,
 or delete the extensions (``rm venue/*.so venue__mypyc*.so``) to run the sources.
 A build that does not compile deletes the extensions it finds there.
+
+Besides the engine, one small C module: ``sessions._relay``, the logon gateway's byte
+relay on a native thread (sessions/_relay.c). It is optional the same way: if it does not
+compile, the gateway relays in Python (and says so), and the gateway uses it only when
+the source's hash matches the one recorded for the build (RELAY_RECORD).
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ import json
 import os
 import sys
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 # The engine's hot path: the engine, its book, orders and events, the ledger it settles
@@ -36,6 +41,8 @@ from setuptools.command.build_ext import build_ext
 COMPILED = ["venue/events.py", "venue/orders.py", "venue/book.py", "venue/engine.py", "venue/ledger.py",
             "venue/risk.py", "venue/margin.py"]
 RECORD = "build/venue-compiled.json"  # read by venue.engine._check_compiled
+RELAY = "sessions/_relay.c"
+RELAY_RECORD = "build/relay-compiled.json"  # read by sessions.gateway
 
 
 def _note(msg: str) -> None:
@@ -62,6 +69,21 @@ class OptionalBuildExt(build_ext):
 
     def _in_source_tree(self) -> bool:  # an editable install, or build_ext --inplace
         return bool(self.inplace or getattr(self, "editable_mode", False))
+
+    def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
+        if ext.name != "sessions._relay":
+            return super().build_extension(ext)
+        try:
+            super().build_extension(ext)
+        except Exception as e:  # the gateway then relays in Python
+            _note(f"compiling the gateway's relay failed ({e}); the gateway will relay in Python")
+            return
+        if self._in_source_tree():
+            with open(RELAY, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            os.makedirs(os.path.dirname(RELAY_RECORD), exist_ok=True)
+            with open(RELAY_RECORD, "w") as f:
+                json.dump({os.path.basename(RELAY): digest}, f)
 
     def run(self) -> None:
         try:
@@ -99,4 +121,6 @@ def _extensions() -> list:
 ext_modules = _extensions()
 if not ext_modules:
     _remove_inplace_extensions()
+if not os.environ.get("VENUE_PURE_PYTHON"):
+    ext_modules.append(Extension("sessions._relay", [RELAY], extra_compile_args=["-O2"]))
 setup(ext_modules=ext_modules, cmdclass={"build_ext": OptionalBuildExt})

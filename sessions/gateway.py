@@ -11,9 +11,14 @@ the reason and a disconnect, and no session state anywhere changes. A CompID has
 one connection relayed at a time: a second Logon while the first is relayed is refused
 (QuickFIX would hold it unanswered for seconds, then drop it).
 
-After the Logon the gateway relays bytes both ways without reading them. One thread
-multiplexes every connection (selectors/epoll); the checks (scrypt takes tens of ms) and
-the backend connects run on a small worker pool. TLS, when configured, terminates here.
+After the Logon the gateway relays bytes both ways without reading them: on a native
+thread (:mod:`sessions._relay`, C, built with the venue) that never takes the
+interpreter lock, so relaying costs the venue's Python threads nothing (relayed in
+Python, every read and every write gave the lock up and queued to take it back behind
+the busy threads); in Python when the module is not built (``VENUE_PY_RELAY=1`` forces
+it) and for TLS connections, which terminate here. One thread multiplexes the logons and
+the Python relays (selectors/epoll); the checks (scrypt takes tens of ms) and the backend
+connects run on a small worker pool.
 Repeated failed logons of one session from one address are refused for a while without
 checking the credentials (brute-force protection keyed by address *and* CompID, so firms
 behind a shared NAT cannot lock each other out); an address that floods the port with
@@ -22,7 +27,10 @@ garbage is dropped at accept.
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
+import json
 import logging
+import os
 import queue
 import selectors
 import socket
@@ -37,10 +45,40 @@ from sessions.auth import LogonChecker, LogonDecision
 
 log = logging.getLogger("sessions.gateway")
 
-_LOGON, _CHECKING, _RELAY, _CLOSING, _DRAINING = range(5)
+
+def _native_relay() -> object | None:
+    """:mod:`sessions._relay` if it is built from the source beside it, else None."""
+    if os.environ.get("VENUE_PY_RELAY"):
+        return None
+    try:
+        from sessions import _relay  # type: ignore[attr-defined]
+    except ImportError:
+        log.warning("the gateway's native relay is not built: relaying in Python (pip install -e . builds it)")
+        return None
+    here = os.path.dirname(os.path.abspath(__file__))
+    record = os.path.join(os.path.dirname(here), "build", "relay-compiled.json")
+    if os.path.exists(record):  # an editable install: the source may have changed since
+        with open(record) as f:
+            built = json.load(f).get("_relay.c")
+        try:
+            with open(os.path.join(here, "_relay.c"), "rb") as f:
+                current = hashlib.sha256(f.read()).hexdigest()
+        except OSError:
+            current = built
+        if built != current:
+            log.warning("the gateway's native relay was built before sessions/_relay.c changed: relaying in "
+                        "Python (rebuild: python3 -m pip install -e .)")
+            return None
+    return _relay
+
+
+_NATIVE = _native_relay()
+
+_LOGON, _CHECKING, _RELAY_STATE, _CLOSING, _DRAINING = range(5)
 LINGER = 2.0  # seconds to wait for the peer to close after our last words
 MAX_LOGON_BYTES = 16 * 1024
 HIGH_WATER = 8 * 1024 * 1024  # stop reading a side whose peer has this much unsent
+READS_PER_EVENT = 4  # 64 KiB reads of one side per readiness, at most (back-pressure acts between them)
 
 
 class _Conn:
@@ -95,7 +133,8 @@ class LogonGateway:
         self._thread: threading.Thread | None = None
         self._running = False
         self._conns: set[_Conn] = set()
-        self._relays: dict[str, _Conn] = {}  # CompID -> its client's connection while relaying
+        # CompID -> its client's connection while relayed in Python, or the native relay's id
+        self._relays: dict[str, _Conn | int] = {}
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -120,6 +159,9 @@ class LogonGateway:
             self._thread.join(5)
         for c in list(self._conns):
             self._close(c)
+        for rid in [r for r in self._relays.values() if isinstance(r, int)]:
+            _NATIVE.close(rid)  # type: ignore[union-attr]
+        self._relays.clear()
         if self._listener is not None:
             self._listener.close()
         self._pool.shutdown(wait=False)
@@ -215,13 +257,17 @@ class LogonGateway:
                 c = self._relays.get(item[1])
                 if c is not None:
                     log.info("gateway %s: disconnecting %s", self.name, item[1])
-                    self._close_pair(c)
+                    if isinstance(c, int):
+                        del self._relays[item[1]]
+                        _NATIVE.close(c)  # type: ignore[union-attr]
+                    else:
+                        self._close_pair(c)
             else:
                 self._checked(*item[1:])
 
     # -- reading and writing ---------------------------------------------------------
     def _recv(self, c: _Conn) -> bytes | None:
-        """Whatever is readable now; b'' at EOF; None if nothing."""
+        """What is readable now, up to READS_PER_EVENT reads; b"" at EOF; None if nothing."""
         chunks = []
         try:
             while True:
@@ -231,9 +277,10 @@ class LogonGateway:
                         break
                     return b""
                 chunks.append(data)
-                if not c.tls or not c.sock.pending():  # TLS may hold decrypted bytes select cannot see
-                    if len(data) < 65536:
-                        break
+                if c.tls and c.sock.pending():  # decrypted bytes select cannot see: take them now
+                    continue
+                if len(data) < 65536 or len(chunks) >= READS_PER_EVENT:  # the rest: next time
+                    break
         except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             pass
         except OSError:
@@ -249,12 +296,12 @@ class LogonGateway:
                 self._close(c)
             return
         if data == b"":
-            if c.state == _RELAY and c.peer is not None:
+            if c.state == _RELAY_STATE and c.peer is not None:
                 self._close_pair(c)
             else:
                 self._close(c)
             return
-        if c.state == _RELAY:
+        if c.state == _RELAY_STATE:
             peer = c.peer
             assert peer is not None
             if not peer.out:  # the usual case: straight through, no buffering, no re-registering
@@ -335,8 +382,7 @@ class LogonGateway:
         if not decision.ok or backend is None:
             log.info("gateway %s: refused logon of %s from %s: %s", self.name, f.get(49), c.addr, decision.reason)
             return self._refuse(c, decision.reason, count=True, fields=f)
-        live = self._relays.get(c.comp_id)
-        if live is not None and live.state == _RELAY and live in self._conns:
+        if self._relayed(c.comp_id):
             backend.close()
             log.info("gateway %s: refused a second logon of %s from %s", self.name, c.comp_id, c.addr)
             return self._refuse(c, f"{c.comp_id} is already logged on", count=False, fields=f)
@@ -346,11 +392,27 @@ class LogonGateway:
             log.exception("gateway %s: logon of %s not handed over", self.name, c.comp_id)
             backend.close()
             return self._refuse(c, "logon failed: internal error", count=False, fields=f)
+        if _NATIVE is not None and not c.tls:
+            self._sel.unregister(c.sock)
+            self._conns.discard(c)
+            try:
+                rid = _NATIVE.add(c.sock.fileno(), backend.fileno(), bytes(c.buf))  # type: ignore[attr-defined]
+            except OSError:
+                log.exception("gateway %s: native relay refused %s", self.name, c.comp_id)
+                backend.close()
+                c.sock.close()
+                return
+            c.sock.detach()  # the relay owns both descriptors now
+            backend.detach()
+            c.state = _RELAY_STATE
+            self._relays[c.comp_id] = rid
+            log.info("gateway %s: %s logged on from %s", self.name, c.comp_id, c.addr)
+            return
         backend.setblocking(False)
-        b = _Conn(backend, "backend", _RELAY)
+        b = _Conn(backend, "backend", _RELAY_STATE)
         b.comp_id = c.comp_id
         c.peer, b.peer = b, c
-        c.state = _RELAY
+        c.state = _RELAY_STATE
         c.deadline = 0.0
         self._relays[c.comp_id] = c
         self._conns.add(b)
@@ -405,10 +467,15 @@ class LogonGateway:
             ev |= selectors.EVENT_READ
         if c.out:
             ev |= selectors.EVENT_WRITE
-        if ev == 0:
-            ev = selectors.EVENT_WRITE if c.out else selectors.EVENT_READ
-        key = self._sel.get_key(c.sock)
-        if key.events != ev:
+        try:
+            key = self._sel.get_key(c.sock)
+        except KeyError:  # paused with nothing to write: not watched until one changes
+            if ev:
+                self._sel.register(c.sock, ev, c)
+            return
+        if ev == 0:  # a selector cannot watch for nothing; watching READ would undo the pause
+            self._sel.unregister(c.sock)
+        elif key.events != ev:
             self._sel.modify(c.sock, ev, c)
 
     # -- refusing and closing --------------------------------------------------------
@@ -470,7 +537,11 @@ class LogonGateway:
         writes (0 when none or not connected). Any thread: senders check it so that
         nothing queues without bound behind a slow reader."""
         c = self._relays.get(comp_id)
-        return len(c.out) if c is not None else 0
+        if c is None:
+            return 0
+        if isinstance(c, int):
+            return _NATIVE.backlog(c)  # type: ignore[union-attr,no-any-return]
+        return len(c.out)
 
     def disconnect(self, comp_id: str) -> None:
         """Close ``comp_id``'s connection, both sides (any thread; done by the loop)."""
@@ -478,4 +549,16 @@ class LogonGateway:
         self._wake()
 
     def active(self) -> list[str]:
-        return sorted(c.comp_id for c in self._conns if c.state == _RELAY and c.addr != "backend")
+        python = [c.comp_id for c in self._conns if c.state == _RELAY_STATE and c.addr != "backend"]
+        native = [k for k, r in list(self._relays.items()) if isinstance(r, int) and _NATIVE.alive(r)]  # type: ignore[union-attr]
+        return sorted(python + native)
+
+    def _relayed(self, comp_id: str) -> bool:
+        """``comp_id`` has a connection relayed now (a second Logon is refused)."""
+        live = self._relays.get(comp_id)
+        if isinstance(live, int):
+            if _NATIVE.alive(live):  # type: ignore[union-attr]
+                return True
+            del self._relays[comp_id]  # ended by itself: forget it
+            return False
+        return live is not None and live.state == _RELAY_STATE and live in self._conns
