@@ -158,6 +158,9 @@ class MarketData:
         self._dispatch_wake = threading.Event()
         self._dispatcher: threading.Thread | None = None
         self._closed = False
+        # called by the dispatcher after each round of pushes (a sink that gathers its
+        # sends flushes them there)
+        self.round_listeners: list[Callable[[], None]] = []
 
     # ================================================================ loading
     def load(self, state: BookState) -> None:
@@ -512,6 +515,12 @@ class MarketData:
                     except Exception:
                         sub.sink_errors += 1
                         log.exception("market-data sink of subscription %s failed", sub.id)
+            if work:
+                for fn in tuple(self.round_listeners):
+                    try:
+                        fn()
+                    except Exception:
+                        log.exception("market-data round listener %r failed", fn)
 
     def close(self) -> None:
         """Stop the dispatcher and close every subscription."""

@@ -44,6 +44,7 @@ from venue.types import TERMINAL, CancelReason, ExecKind, Reject
 log = logging.getLogger("sessions.application")
 
 ORDER_MSG_TYPES = frozenset({"D", "F", "G", "H", "q", "AF"})
+SEND_BATCH = 256  # the outbox sends at most this many messages per call into QuickFIX
 
 
 class SessionCtx:
@@ -119,7 +120,12 @@ class VenueApplication(fix.Application):
         self._exec_ids = itertools.count(1)
         self._exec_base = time.time_ns() // 1_000_000
         self.outbox = Outbox(self._route_batch)
-        self._er = fix.Message()  # reused by the outbox thread for every ExecutionReport
+        # ExecutionReport objects reused by the outbox thread: one per report of a batch up
+        # to SEND_BATCH (a report waits in _batch until the batch is sent, see send)
+        self._er_pool: list[fix.Message] = []
+        self._er_used = 0
+        self._batch: list[tuple[Any, ...]] | None = None  # the outbox's sends not yet made
+        self._batch_thread = 0
         # open orders whose NewOrderSingle carried 25001: their reports echo it (outbox thread
         # only; after a restart the echo is lost for orders entered before it)
         self._stp_echo: set[int] = set()
@@ -174,12 +180,53 @@ class VenueApplication(fix.Application):
         return acct
 
     def send(self, ctx_or_sid: SessionCtx | fix.SessionID, msg: fix.Message) -> None:
+        """Send ``msg`` (any thread). While the outbox routes a batch, its own sends wait
+        and go out together at the end of the batch (or every SEND_BATCH messages), in
+        order, through one :meth:`send_many`: a message must not change once handed in."""
         sid = ctx_or_sid.sid if isinstance(ctx_or_sid, SessionCtx) else ctx_or_sid
+        batch = self._batch
+        if batch is not None and threading.get_ident() == self._batch_thread:
+            batch.append((msg, sid))
+            if len(batch) >= SEND_BATCH:
+                self._send_batch()
+            return
         try:
             fix.Session.sendToTarget(msg, sid)
             self.outbox.sent += 1
         except fix.SessionNotFound:
             log.warning("no FIX session %s to send to", sid)
+
+    def send_many(self, items: list[tuple[Any, ...]]) -> None:
+        """Send each ``(message, SessionID)`` or ``(message, SessionID, tag, value)`` (the
+        message's field ``tag`` set to ``value`` first), in order, in one call into
+        QuickFIX that lets go of the interpreter lock once: a thread that lets go of it
+        queues behind the busy threads to take it back, and one send per message paid
+        that every time (QuickFIX patch 5, fix_config/build_quickfix.py)."""
+        if not items:
+            return
+        try:
+            missing = fix.Session.sendToTargets(items)
+        except RuntimeError:  # one message failed (the others went out): not expected
+            log.exception("sending %d messages failed", len(items))
+            return
+        self.outbox.sent += len(items) - len(missing)
+        for i in missing:
+            log.warning("no FIX session %s to send to", items[i][1])
+
+    def _send_batch(self) -> None:
+        batch = self._batch
+        if batch:
+            self._batch = []
+            self._er_used = 0
+            self.send_many(batch)
+
+    def _er_object(self) -> fix.Message:
+        """An ExecutionReport object for the outbox to fill (see __init__)."""
+        pool, i = self._er_pool, self._er_used
+        if i == len(pool):
+            pool.append(fix.Message())
+        self._er_used = i + 1
+        return pool[i]
 
     def answer_after(self, ctx: SessionCtx, build: Callable[[], fix.Message]) -> None:
         """Send ``build()`` after everything already submitted has been answered."""
@@ -616,6 +663,18 @@ class VenueApplication(fix.Application):
 
     # -- routing events to sessions (outbox thread) ----------------------------------
     def _route_batch(self, batch: list[Processed]) -> None:
+        self._batch_thread = threading.get_ident()
+        self._batch = []
+        try:
+            self._route_events(batch)
+        finally:
+            try:
+                self._send_batch()
+            finally:
+                self._batch = None
+                self._er_used = 0
+
+    def _route_events(self, batch: list[Processed]) -> None:
         for p in batch:
             for ev in p.events:
                 t = type(ev)
@@ -654,7 +713,7 @@ class VenueApplication(fix.Application):
         quote = self.asset(inst.quote)
         ctx = self.ctx.get(info.session)
         if ctx is not None and ctx.rec.role == "order_entry":
-            self.send(ctx, codec.execution_report(ev, inst, quote, self._er, stp, ctx.ext))
+            self.send(ctx, codec.execution_report(ev, inst, quote, self._er_object(), stp, ctx.ext))
             return
         # entered elsewhere (operator, liquidation): to the firm's order-entry sessions with the account
         for c in self._oe_sessions_of(info.firm):

@@ -82,6 +82,7 @@ MAX_BACKLOG = 1024 * 1024  # bytes the gateway may hold for a client before its 
 MAX_SUBSCRIPTIONS = 200  # (MDReqID, symbol) pairs per session
 MAX_ENTRIES = 500  # entries per X; more are split over several messages
 CONFLATE = 0.0  # seconds between two deliveries to one subscription (see the module docstring)
+SEND_BATCH = 512  # messages per call into QuickFIX, at most
 _REQ_ID = "?"  # MDReqID of a shared W or X until set for each subscriber
 _BUILT_KEPT = 64  # shared messages kept: enough for every feed of one dispatcher round
 
@@ -139,6 +140,9 @@ class MarketDataSessions:
         # W and X built once per feed and range, reused for each subscriber (dispatcher thread only)
         self._built: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._list_ids = itertools.count(1)
+        # what the dispatcher sends in a round, sent together at its end (see _send)
+        self._out: list[tuple[Any, ...]] = []
+        md.round_listeners.append(self._flush)
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="md-sessions-watch", daemon=True)
         h = app.handlers["market_data"]
@@ -151,6 +155,8 @@ class MarketDataSessions:
         self._watcher.start()
 
     def stop(self) -> None:
+        if self._flush in self.md.round_listeners:
+            self.md.round_listeners.remove(self._flush)
         self._stop.set()
         if self._watcher.is_alive():
             self._watcher.join(5)
@@ -359,9 +365,7 @@ class MarketDataSessions:
         while i < n:
             m = msgs[i]
             if type(m) is Snapshot:
-                w = self._shared_w(m, inst)
-                w.setField(262, req_id)
-                send(ctx, w)
+                send(ctx, self._shared_w(m, inst), req_id)
                 if m.halted or sub.told_halted:
                     send(ctx, self.fix.message("f", mdfix.security_status(
                         sub.symbol, mdfix.HALTED if m.halted else mdfix.RESUMED, m.rpt_seq, m.ts, req_id=req_id)))
@@ -372,8 +376,7 @@ class MarketDataSessions:
             while j < n and not msgs[j - 1].statuses and type(msgs[j]) is not Snapshot:
                 j += 1
             for x in self._shared_x(msgs, i, j, inst):
-                x.setField(262, req_id)
-                send(ctx, x)
+                send(ctx, x, req_id)
             for st in msgs[j - 1].statuses:
                 send(ctx, self.fix.message("f", mdfix.status_change(st, msgs[j - 1].rpt_seq, req_id)))
                 sub.told_halted = st.halted
@@ -435,9 +438,21 @@ class MarketDataSessions:
                         st.symbol, mdfix.HALTED if st.halted else mdfix.RESUMED, m.rpt_seq, st.ts, st.reason,
                         req_id=sub.req_id)))
 
-    def _send(self, ctx: SessionCtx, msg: fix.Message) -> None:
-        self.app.send(ctx, msg)
+    def _send(self, ctx: SessionCtx, msg: fix.Message, req_id: str | None = None) -> None:
+        """Dispatcher thread: send ``msg`` (a shared W or X with its MDReqID ``req_id`` set
+        at the send) at the end of this round of the dispatcher, with everything else it
+        sends in the round, in one call into QuickFIX (VenueApplication.send_many)."""
+        out = self._out
+        out.append((msg, ctx.sid) if req_id is None else (msg, ctx.sid, 262, req_id))
         self.sent += 1
+        if len(out) >= SEND_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        out = self._out
+        if out:
+            self._out = []
+            self.app.send_many(out)
 
     # -- the watcher: stalled sessions that caught up get new snapshots --------------
     def _watch(self) -> None:

@@ -432,3 +432,26 @@ def test_operator_cancel_reaches_the_owners_session(venue):
     er = c.expect("8", X150="4")
     assert er[37] == str(oid) and er[39] == "4"
     c.close()
+
+
+def test_send_many_sends_in_order_with_each_items_field_and_skips_unknown_sessions(venue, caplog):
+    """VenueApplication.send_many (QuickFIX patch 5, Session.sendToTargets): one message
+    object sent several times with its own value of a field each time, in order; an item
+    for a session QuickFIX does not know is skipped (and logged), the rest still go out."""
+    c = logged_on(venue.oe, "ALPHA-OE", "alpha", "alpha-demo")
+    try:
+        app = venue.server.app
+        sid = app.ctx["ALPHA-OE"].sid
+        news = fix.Message()
+        news.getHeader().setField(35, "B")
+        nobody = fix.SessionID("FIX.4.4", "VENUE", "NOBODY")
+        sent = app.outbox.sent
+        app.send_many([(news, sid, 148, "one"), (news, nobody, 148, "lost"), (news, sid, 148, "two"),
+                       (news, sid)])
+        assert [c.expect("B")[148] for _ in range(3)] == ["one", "two", "two"]
+        assert app.outbox.sent - sent == 3
+        assert "no FIX session FIX.4.4:VENUE->NOBODY" in caplog.text
+        with pytest.raises(TypeError):
+            app.send_many([(news, "not a session id")])
+    finally:
+        c.close()
