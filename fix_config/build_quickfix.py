@@ -51,7 +51,22 @@ market-data dispatcher's first 2,000 sends took 1.6 s of wall time for 0.06 s of
 while the engine was busy. The venue's outbox now sends each durable batch's reports in
 one call, and the market-data dispatcher each round's messages.
 
-The wheel is version ``1.16.0+venue.5`` (a PEP 440 local version, so ``quickfix==1.16.0``
+The sixth change. ``Application.queueCallbacks()``: the application's ``fromApp``,
+``onLogon`` and ``onLogout`` callbacks are queued in C++ (a copy of the message and the
+session id) instead of called, and one Python thread takes them in batches with
+``Application.takeQueued(max, timeout)`` (see ``QUEUED``). A director callback takes the
+interpreter lock for every message: under load, QuickFIX's connection threads (one per
+session) spent most of their busy time waiting for it (profiled: about a third of all
+samples of the venue process), each message a hand-off between the lock's holders. Queued,
+the connection threads parse, validate and count sequence numbers on the other core without
+the lock, and one thread decodes and submits a whole batch in one hold. The queue is bounded
+(a full queue makes the connection thread wait, which leaves the client's bytes in the
+socket: back-pressure as before); onLogout is queued behind the session's messages, so a
+cancel-on-disconnect never overtakes an order the session sent before it went away. A
+queued ``fromApp`` cannot raise QuickFIX's reject exceptions: the application sends the
+BusinessMessageReject itself (it raised only UnsupportedMessageType).
+
+The wheel is version ``1.16.0+venue.6`` (a PEP 440 local version, so ``quickfix==1.16.0``
 still matches), built once (about 8 minutes here) and kept in ``$VENUE_WHEELS`` (default
 ``~/.cache/venue/wheels``). Run again, the script does nothing if it is installed.
 """
@@ -68,7 +83,7 @@ import tarfile
 import tempfile
 
 VERSION = "1.16.0"
-LOCAL = "1.16.0+venue.5"
+LOCAL = "1.16.0+venue.6"
 WHEELS = os.environ.get("VENUE_WHEELS", os.path.join(os.path.expanduser("~"), ".cache", "venue", "wheels"))
 
 # The fifth change: Session.sendToTargets(items), items a sequence of (Message, SessionID)
@@ -145,6 +160,139 @@ SWIGINTERN PyObject *_wrap_Session_sendToTargets(PyObject *self, PyObject *args)
   PyObject *result = PyList_New((Py_ssize_t)notFound.size());
   if (!result) return NULL;
   for (size_t i = 0; i < notFound.size(); i++) PyList_SET_ITEM(result, (Py_ssize_t)i, PyLong_FromSsize_t(notFound[i]));
+  return result;
+}
+
+"""
+
+# The sixth change: queued application callbacks. ``Application.queueCallbacks(on, limit)``
+# starts (or stops) queueing this application's fromApp/onLogon/onLogout; ``takeQueued(max,
+# timeout)`` waits up to ``timeout`` seconds for queued callbacks and returns up to ``max``
+# of them as ``(kind, Message or None, SessionID)`` (kind 0 fromApp, 1 onLogon, 2 onLogout),
+# [] on timeout, None once the application is not queueing (and nothing is left).
+QUEUED = r"""// venue patch: queued application callbacks
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+namespace venue_queue {
+struct Item { int kind; FIX::Message *message; FIX::SessionID *sessionID; };
+struct Queue {
+  std::mutex mutex;
+  std::condition_variable ready, space;
+  std::deque<Item> items;
+  bool on = true;
+  size_t limit = 65536;
+  ~Queue() { for (Item &i : items) { delete i.message; delete i.sessionID; } }
+};
+static std::mutex registryMutex;
+static std::map<const FIX::Application *, std::shared_ptr<Queue>> registry;
+static std::atomic<int> queueing(0);
+static std::shared_ptr<Queue> find(const FIX::Application *app) {
+  std::lock_guard<std::mutex> lock(registryMutex);
+  auto it = registry.find(app);
+  return it == registry.end() ? std::shared_ptr<Queue>() : it->second;
+}
+// true if the callback was queued (the caller returns at once); false: call Python as usual
+static bool push(const FIX::Application *app, int kind, const FIX::Message *message, const FIX::SessionID &sessionID) {
+  if (queueing.load() == 0) return false;
+  std::shared_ptr<Queue> q = find(app);
+  if (!q) return false;
+  std::unique_lock<std::mutex> lock(q->mutex);
+  q->space.wait(lock, [&] { return q->items.size() < q->limit || !q->on; });
+  if (!q->on) return false;
+  q->items.push_back(Item{kind, message ? new FIX::Message(*message) : nullptr, new FIX::SessionID(sessionID)});
+  q->ready.notify_one();
+  return true;
+}
+}
+
+"""
+
+QUEUE_WRAPPERS = r"""// venue patch: Application.queueCallbacks / Application.takeQueued
+SWIGINTERN PyObject *_wrap_Application_queueCallbacks(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *pyapp = 0;
+  int on = 1;
+  Py_ssize_t limit = 65536;
+  if (!PyArg_ParseTuple(args, "Opn:Application_queueCallbacks", &pyapp, &on, &limit)) return NULL;
+  void *papp = 0;
+  if (!SWIG_IsOK(SWIG_ConvertPtr(pyapp, &papp, SWIGTYPE_p_FIX__Application, 0)) || !papp) {
+    PyErr_SetString(PyExc_TypeError, "Application_queueCallbacks: not an Application");
+    return NULL;
+  }
+  if (limit < 1) limit = 1;
+  const FIX::Application *app = reinterpret_cast<FIX::Application *>(papp);
+  std::shared_ptr<venue_queue::Queue> old;
+  {
+    std::lock_guard<std::mutex> lock(venue_queue::registryMutex);
+    auto it = venue_queue::registry.find(app);
+    if (on) {
+      if (it == venue_queue::registry.end()) {
+        auto q = std::make_shared<venue_queue::Queue>();
+        q->limit = (size_t)limit;
+        venue_queue::registry[app] = q;
+        venue_queue::queueing++;
+      }
+    } else if (it != venue_queue::registry.end()) {
+      old = it->second;
+      venue_queue::registry.erase(it);
+      venue_queue::queueing--;
+    }
+  }
+  if (old) {
+    std::lock_guard<std::mutex> lock(old->mutex);
+    old->on = false;
+    old->ready.notify_all();
+    old->space.notify_all();
+  }
+  Py_RETURN_NONE;
+}
+
+SWIGINTERN PyObject *_wrap_Application_takeQueued(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *pyapp = 0;
+  Py_ssize_t maxItems = 0;
+  double timeout = 0;
+  if (!PyArg_ParseTuple(args, "Ond:Application_takeQueued", &pyapp, &maxItems, &timeout)) return NULL;
+  void *papp = 0;
+  if (!SWIG_IsOK(SWIG_ConvertPtr(pyapp, &papp, SWIGTYPE_p_FIX__Application, 0)) || !papp) {
+    PyErr_SetString(PyExc_TypeError, "Application_takeQueued: not an Application");
+    return NULL;
+  }
+  std::shared_ptr<venue_queue::Queue> q = venue_queue::find(reinterpret_cast<FIX::Application *>(papp));
+  if (!q) Py_RETURN_NONE;
+  std::vector<venue_queue::Item> taken;
+  Py_BEGIN_ALLOW_THREADS
+  {
+    std::unique_lock<std::mutex> lock(q->mutex);
+    if (q->items.empty() && q->on && timeout > 0) {
+      q->ready.wait_for(lock, std::chrono::duration<double>(timeout), [&] { return !q->items.empty() || !q->on; });
+    }
+    while (!q->items.empty() && (maxItems <= 0 || (Py_ssize_t)taken.size() < maxItems)) {
+      taken.push_back(q->items.front());
+      q->items.pop_front();
+    }
+    if (!taken.empty()) q->space.notify_all();
+  }
+  Py_END_ALLOW_THREADS
+  PyObject *result = PyList_New((Py_ssize_t)taken.size());
+  if (!result) return NULL;
+  for (size_t i = 0; i < taken.size(); i++) {
+    venue_queue::Item &item = taken[i];
+    PyObject *m;
+    if (item.message) {
+      m = SWIG_NewPointerObj(SWIG_as_voidptr(item.message), SWIGTYPE_p_FIX__Message, SWIG_POINTER_OWN);
+    } else {
+      Py_INCREF(Py_None);
+      m = Py_None;
+    }
+    PyObject *s = SWIG_NewPointerObj(SWIG_as_voidptr(item.sessionID), SWIGTYPE_p_FIX__SessionID, SWIG_POINTER_OWN);
+    PyList_SET_ITEM(result, (Py_ssize_t)i, Py_BuildValue("(iNN)", item.kind, m, s));
+  }
   return result;
 }
 
@@ -232,6 +380,29 @@ PATCH = [
      "    @staticmethod\n    def sendToTarget(*args):\n        return _quickfix.Session_sendToTarget(*args)\n",
      "    @staticmethod\n    def sendToTarget(*args):\n        return _quickfix.Session_sendToTarget(*args)\n\n"
      "    @staticmethod\n    def sendToTargets(items):\n        return _quickfix.Session_sendToTargets(items)\n"),
+    # queued callbacks: fromApp, onLogon and onLogout of a queueing application are queued
+    ("C++/QuickfixPython.cpp", "SwigDirector_Application::SwigDirector_Application(PyObject *self):",
+     QUEUED + "SwigDirector_Application::SwigDirector_Application(PyObject *self):"),
+    *[("C++/QuickfixPython.cpp", f"void SwigDirector_Application::{name}({sig}) {{\n  SWIG_PYTHON_THREAD_BEGIN_BLOCK;\n",
+       f"void SwigDirector_Application::{name}({sig}) {{\n"
+       f"  if (venue_queue::push(static_cast<const FIX::Application *>(this), {push})) return; // venue patch\n"
+       "  SWIG_PYTHON_THREAD_BEGIN_BLOCK;\n")
+      for name, sig, push in (("fromApp", "FIX::Message const &arg0,FIX::SessionID const &arg1", "0, &arg0, arg1"),
+                              ("onLogon", "FIX::SessionID const &arg0", "1, nullptr, arg0"),
+                              ("onLogout", "FIX::SessionID const &arg0", "2, nullptr, arg0"))],
+    ("C++/QuickfixPython.cpp", "SWIGINTERN PyObject *_wrap_Application_fromApp(PyObject *self, PyObject *args) {",
+     QUEUE_WRAPPERS + "SWIGINTERN PyObject *_wrap_Application_fromApp(PyObject *self, PyObject *args) {"),
+    ("C++/QuickfixPython.cpp",
+     '\t { "Application_fromApp", _wrap_Application_fromApp, METH_VARARGS, NULL},\n',
+     '\t { "Application_fromApp", _wrap_Application_fromApp, METH_VARARGS, NULL},\n'
+     '\t { "Application_queueCallbacks", _wrap_Application_queueCallbacks, METH_VARARGS, NULL},\n'
+     '\t { "Application_takeQueued", _wrap_Application_takeQueued, METH_VARARGS, NULL},\n'),
+    ("quickfix.py", "    __swig_destroy__ = _quickfix.delete_Application\n",
+     "    __swig_destroy__ = _quickfix.delete_Application\n\n"
+     "    def queueCallbacks(self, on=True, limit=65536):\n"
+     "        return _quickfix.Application_queueCallbacks(self, on, limit)\n\n"
+     "    def takeQueued(self, maxItems, timeout):\n"
+     "        return _quickfix.Application_takeQueued(self, maxItems, timeout)\n"),
     ("setup.cfg", f"version = {VERSION}", f"version = {LOCAL}"),
 ]
 

@@ -107,6 +107,55 @@ class Outbox:
                 log.exception("outbox: failed to send")
 
 
+INBOX_BATCH = 512  # the inbox takes at most this many queued callbacks at a time
+INBOX_LIMIT = 65536  # queued callbacks beyond which QuickFIX's connection threads wait
+
+
+class Inbox:
+    """One thread that takes QuickFIX's queued callbacks (fromApp, onLogon, onLogout; QuickFIX
+    patch 6, fix_config/build_quickfix.py) in batches and runs them in order.
+
+    Called back directly, every message made its connection thread take the interpreter
+    lock: under load those threads mostly waited for it, each message a hand-off between
+    the lock's holders. Queued, the connection threads parse, validate and count sequence
+    numbers without the lock, and this thread decodes and submits a batch in one hold. A
+    session's messages, its logon and its logout keep their order (cancel-on-disconnect
+    never overtakes an order sent before the disconnect); the queue is bounded, a full one
+    leaving the client's bytes in the socket."""
+
+    def __init__(self, app: "VenueApplication") -> None:
+        self._app = app
+        self._thread = threading.Thread(target=self._run, name="fix-inbox", daemon=True)
+        self._stopping = False
+        self.running = False
+
+    def start(self) -> None:
+        self._app.queueCallbacks(True, INBOX_LIMIT)
+        self.running = True
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Call once QuickFIX's acceptors are stopped: runs what is left, then stops queueing."""
+        if not self.running:
+            return
+        self._stopping = True
+        self._thread.join(timeout)
+        self._app.queueCallbacks(False)
+        self.running = False
+
+    def _run(self) -> None:
+        take = self._app.takeQueued
+        run = self._app.run_queued
+        while True:
+            items = take(INBOX_BATCH, 0.1)
+            if items is None:
+                return
+            if items:
+                run(items)
+            elif self._stopping:
+                return
+
+
 class VenueApplication(fix.Application):
     def __init__(self, venue: Venue, registry: AccessRegistry) -> None:
         super().__init__()
@@ -120,6 +169,7 @@ class VenueApplication(fix.Application):
         self._exec_ids = itertools.count(1)
         self._exec_base = time.time_ns() // 1_000_000
         self.outbox = Outbox(self._route_batch)
+        self.inbox = Inbox(self)
         # ExecutionReport objects reused by the outbox thread: one per report of a batch up
         # to SEND_BATCH (a report waits in _batch until the batch is sent, see send)
         self._er_pool: list[fix.Message] = []
@@ -347,6 +397,39 @@ class VenueApplication(fix.Application):
         ctx.ext = v[3].get(codec.TAG_EXTENSIONS) == "Y"
         ctx.tokens = float(rec.msg_rate or 0)
         ctx.last = time.monotonic()
+
+    def run_queued(self, items: list[tuple[int, fix.Message | None, fix.SessionID]]) -> None:
+        """Run callbacks QuickFIX queued (the inbox thread, see :class:`Inbox`), in order.
+        A queued fromApp cannot hand QuickFIX a reject exception: the reject QuickFIX would
+        have sent for it is sent here."""
+        for kind, msg, sid in items:
+            if kind == 0:
+                assert msg is not None
+                try:
+                    self.fromApp(msg, sid)
+                except Exception as e:  # the reject exceptions fromApp raises on purpose
+                    self._reject_queued(msg, sid, e)
+            elif kind == 1:
+                self.onLogon(sid)  # never raises
+            else:
+                self.onLogout(sid)  # never raises
+
+    def _reject_queued(self, msg: fix.Message, sid: fix.SessionID, e: Exception) -> None:
+        try:
+            hdr = msg.getHeader()
+            mt = hdr.getField(35)
+            seq = hdr.getField(34)
+            if isinstance(e, fix.UnsupportedMessageType):
+                m = codec.business_reject(mt, seq, "3", "Unsupported Message Type")
+            else:
+                reason, text = ((5, "Value is incorrect (out of range) for this tag")
+                                if isinstance(e, fix.IncorrectTagValue) else
+                                (6, "Incorrect data format for value") if isinstance(e, fix.IncorrectDataFormat)
+                                else (1, "Required tag missing"))
+                m = codec.session_reject(seq, mt, int(getattr(e, "field", 0) or 0), reason, text)
+            self.send(sid, m)
+        except Exception:
+            log.exception("could not reject a queued message")
 
     def fromApp(self, msg: fix.Message, sid: fix.SessionID) -> None:
         ctx = None

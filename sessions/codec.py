@@ -597,6 +597,18 @@ def business_reject(ref_msg_type: str, ref_seq: str, reason: str, text: str, ref
     return m
 
 
+def session_reject(ref_seq: str, ref_msg_type: str, ref_tag: int, reason: int, text: str) -> fix.Message:
+    """A session-level Reject (3), as QuickFIX sends one for a message it refuses."""
+    m = _new("3")
+    m.setField(45, ref_seq)
+    if ref_tag:
+        m.setField(371, str(ref_tag))
+    m.setField(372, ref_msg_type)
+    m.setField(373, str(reason))
+    m.setField(58, text[:500])
+    return m
+
+
 def raw_fields(msg: fix.Message, tags: tuple[int, ...]) -> dict[int, str]:
     return {t: msg.getField(t) for t in tags if msg.isSetField(t)}
 

@@ -61,7 +61,7 @@ class FixConfig:
     tls_client_ca: str = ""  # if set, clients must present a certificate signed by it
 
 
-QUICKFIX_REQUIRED = "1.16.0+venue.5"
+QUICKFIX_REQUIRED = "1.16.0+venue.6"
 
 
 def check_quickfix() -> None:
@@ -71,7 +71,9 @@ def check_quickfix() -> None:
     address (the patch adds SocketAcceptAddress, which fix_config/acceptor.cfg sets to
     loopback so that only the logon gateway reaches the acceptor), and it calls the
     application back (taking the interpreter lock) for every message it sends (the patch
-    adds ToAppCallback/ToAdminCallback, which acceptor.cfg turns off)."""
+    adds ToAppCallback/ToAdminCallback, which acceptor.cfg turns off), and it calls
+    fromApp on each connection's thread, which must take the interpreter lock for every
+    message (the patch queues those callbacks for the application's inbox thread)."""
     import importlib.metadata
 
     try:
@@ -190,6 +192,7 @@ class FixServer:
         self.md_sessions = MarketDataSessions(self.app, self.market_data, self.cfg.dictionary,
                                               self._gateway_backlog("market_data"))
         self.md_sessions.start()
+        self.app.inbox.start()  # before any acceptor: every callback goes through it
         sessions = list(self.registry.sessions.values())
         if sessions:
             self._add_acceptor(sessions, "main")
@@ -263,6 +266,7 @@ class FixServer:
             except Exception:
                 log.exception("acceptor stop")
         self.acceptors.clear()
+        self.app.inbox.stop()
         self.app.outbox.stop()
         if self._own_market_data and self.market_data is not None:
             self.market_data.close()

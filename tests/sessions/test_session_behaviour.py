@@ -329,6 +329,25 @@ def test_cancel_on_disconnect_per_session_and_per_logon(venue):
     assert wait_for(lambda: not open_orders(venue, "ALPHA-1"))
 
 
+def test_cancel_on_disconnect_comes_after_every_order_sent_before_the_disconnect(venue):
+    """Orders still on their way into the venue when the connection drops are entered
+    first and cancelled with the rest: none is left open after cancel-on-disconnect."""
+    add_session(venue, "BURST-OE", user="burst", cod=True, rate=0)
+    before = set(open_orders(venue, "ALPHA-1"))
+    c = logged_on(venue.oe, "BURST-OE", "burst", "pw")
+    ids = [cid("burst") for _ in range(300)]
+    for clid in ids:
+        c.send("D", order(clid, "ETH-USD", "1", "0.01", "100.00"))
+    c.expect("8", X11=ids[0])  # the venue is taking them
+    c.close()  # dropped at once: most answers are never read
+    venue.wait_offline("BURST-OE")
+    assert wait_for(lambda: set(open_orders(venue, "ALPHA-1")) <= before)
+    entered = venue.query(lambda e: sum(e.clid_taken(e.ledger.accounts["ALPHA-1"], x) for x in ids))
+    assert entered >= 1
+    time.sleep(0.3)  # nothing left behind the cancel to be entered later
+    assert set(open_orders(venue, "ALPHA-1")) <= before
+
+
 # ------------------------------------------------------------------------------ throttle
 def test_throttle_refuses_then_logs_out_once_and_the_session_may_log_on_again(venue, caplog):
     add_session(venue, "SLOW-OE", user="slow", rate=5)
