@@ -170,10 +170,6 @@ class VenueApplication(fix.Application):
         self._exec_base = time.time_ns() // 1_000_000
         self.outbox = Outbox(self._route_batch)
         self.inbox = Inbox(self)
-        # ExecutionReport objects reused by the outbox thread: one per report of a batch up
-        # to SEND_BATCH (a report waits in _batch until the batch is sent, see send)
-        self._er_pool: list[fix.Message] = []
-        self._er_used = 0
         self._batch: list[tuple[Any, ...]] | None = None  # the outbox's sends not yet made
         self._batch_thread = 0
         # open orders whose NewOrderSingle carried 25001: their reports echo it (outbox thread
@@ -229,10 +225,11 @@ class VenueApplication(fix.Application):
             return EdgeReject(Reject.NOT_ENTITLED, f"account {acct} is not permitted for this session")
         return acct
 
-    def send(self, ctx_or_sid: SessionCtx | fix.SessionID, msg: fix.Message) -> None:
-        """Send ``msg`` (any thread). While the outbox routes a batch, its own sends wait
-        and go out together at the end of the batch (or every SEND_BATCH messages), in
-        order, through one :meth:`send_many`: a message must not change once handed in."""
+    def send(self, ctx_or_sid: SessionCtx | fix.SessionID, msg: fix.Message | str) -> None:
+        """Send ``msg``, a Message or its FIX string (codec.raw_message) (any thread).
+        While the outbox routes a batch, its own sends wait and go out together at the end
+        of the batch (or every SEND_BATCH messages), in order, through one
+        :meth:`send_many`: a message must not change once handed in."""
         sid = ctx_or_sid.sid if isinstance(ctx_or_sid, SessionCtx) else ctx_or_sid
         batch = self._batch
         if batch is not None and threading.get_ident() == self._batch_thread:
@@ -240,6 +237,8 @@ class VenueApplication(fix.Application):
             if len(batch) >= SEND_BATCH:
                 self._send_batch()
             return
+        if isinstance(msg, str):
+            msg = fix.Message(msg, False)
         try:
             fix.Session.sendToTarget(msg, sid)
             self.outbox.sent += 1
@@ -251,7 +250,8 @@ class VenueApplication(fix.Application):
         message's field ``tag`` set to ``value`` first), in order, in one call into
         QuickFIX that lets go of the interpreter lock once: a thread that lets go of it
         queues behind the busy threads to take it back, and one send per message paid
-        that every time (QuickFIX patch 5, fix_config/build_quickfix.py)."""
+        that every time (QuickFIX patch 5, fix_config/build_quickfix.py). A message may
+        be its FIX string: QuickFIX parses it after letting go of the lock (patch 7)."""
         if not items:
             return
         try:
@@ -267,16 +267,7 @@ class VenueApplication(fix.Application):
         batch = self._batch
         if batch:
             self._batch = []
-            self._er_used = 0
             self.send_many(batch)
-
-    def _er_object(self) -> fix.Message:
-        """An ExecutionReport object for the outbox to fill (see __init__)."""
-        pool, i = self._er_pool, self._er_used
-        if i == len(pool):
-            pool.append(fix.Message())
-        self._er_used = i + 1
-        return pool[i]
 
     def answer_after(self, ctx: SessionCtx, build: Callable[[], fix.Message]) -> None:
         """Send ``build()`` after everything already submitted has been answered."""
@@ -398,13 +389,15 @@ class VenueApplication(fix.Application):
         ctx.tokens = float(rec.msg_rate or 0)
         ctx.last = time.monotonic()
 
-    def run_queued(self, items: list[tuple[int, fix.Message | None, fix.SessionID]]) -> None:
+    def run_queued(self, items: list[tuple[int, fix.Message | None, fix.SessionID, str]]) -> None:
         """Run callbacks QuickFIX queued (the inbox thread, see :class:`Inbox`), in order.
         A queued fromApp cannot hand QuickFIX a reject exception: the reject QuickFIX would
-        have sent for it is sent here."""
-        for kind, msg, sid in items:
+        have sent for it is sent here. A message comes with its FIX string, formatted by
+        QuickFIX without the interpreter lock (codec.fields_of reads it)."""
+        for kind, msg, sid, raw in items:
             if kind == 0:
                 assert msg is not None
+                msg.raw = raw
                 try:
                     self.fromApp(msg, sid)
                 except Exception as e:  # the reject exceptions fromApp raises on purpose
@@ -755,7 +748,6 @@ class VenueApplication(fix.Application):
                 self._send_batch()
             finally:
                 self._batch = None
-                self._er_used = 0
 
     def _route_events(self, batch: list[Processed]) -> None:
         for p in batch:
@@ -796,12 +788,12 @@ class VenueApplication(fix.Application):
         quote = self.asset(inst.quote)
         ctx = self.ctx.get(info.session)
         if ctx is not None and ctx.rec.role == "order_entry":
-            self.send(ctx, codec.execution_report(ev, inst, quote, self._er_object(), stp, ctx.ext))
+            self.send(ctx, codec.execution_report(ev, inst, quote, None, stp, ctx.ext, raw=True))
             return
         # entered elsewhere (operator, liquidation): to the firm's order-entry sessions with the account
         for c in self._oe_sessions_of(info.firm):
             if info.account in self.allowed_accounts(c):
-                self.send(c, codec.execution_report(ev, inst, quote, None, False, c.ext))
+                self.send(c, codec.execution_report(ev, inst, quote, None, False, c.ext, raw=True))
 
     def _oe_sessions_of(self, firm: str) -> tuple[SessionCtx, ...]:
         """The order-entry sessions of ``firm`` (indexed per registry version: a venue with

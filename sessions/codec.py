@@ -161,8 +161,11 @@ def parse_utc(s: str) -> int:
 def fields_of(msg: fix.Message) -> dict[str, str]:
     """A message's fields by tag (as str), read in one call: ``toString`` and a split cost
     a fifth of reading a dozen fields one by one through the wrapper. Repeating groups
-    keep their last entry: use this for messages without groups."""
-    return dict(p.split("=", 1) for p in msg.toString().split("\x01") if p)
+    keep their last entry: use this for messages without groups. A message the inbox
+    took from QuickFIX's queue carries its string already (``raw``, formatted by QuickFIX's
+    connection thread without the interpreter lock: QuickFIX patch 7)."""
+    raw = getattr(msg, "raw", None) or msg.toString()
+    return dict(p.split("=", 1) for p in raw.split("\x01") if p)
 
 
 def message(msg_type: str, body: str, into: fix.Message | None = None) -> fix.Message:
@@ -171,12 +174,19 @@ def message(msg_type: str, body: str, into: fix.Message | None = None) -> fix.Me
     header and recomputes BodyLength and CheckSum. ``into``: a message object to reuse
     (it must not be in use: sendToTarget copies what it sends, so one object per sending
     thread is safe and saves half the cost)."""
-    payload = f"35={msg_type}\x01{body}"
-    raw = f"8=FIX.4.4\x019={len(payload)}\x01{payload}10=000\x01"
+    raw = raw_message(msg_type, body)
     if into is None:
         return fix.Message(raw, False)
     into.setString(raw, False)
     return into
+
+
+def raw_message(msg_type: str, body: str) -> str:
+    """A message as its FIX string, for ``VenueApplication.send``: the outbox's batches hand
+    it to QuickFIX as it is, parsed in C++ without the interpreter lock (QuickFIX patch 7).
+    BodyLength and CheckSum are recomputed when it is sent."""
+    payload = f"35={msg_type}\x01{body}"
+    return f"8=FIX.4.4\x019={len(payload)}\x01{payload}10=000\x01"
 
 
 # ------------------------------------------------------------------------------ decoding
@@ -398,9 +408,10 @@ _EXEC_INST = {(True, False): "18=6\x01", (False, True): "18=E\x01", (True, True)
 
 
 def execution_report(ev: Execution, inst: Instrument, quote: Asset, into: fix.Message | None = None,
-                     stp: bool = False, ext: bool = False) -> fix.Message:
+                     stp: bool = False, ext: bool = False, raw: bool = False) -> Any:
     """``stp``: echo 25001 (the order carried it); ``ext``: the session asked for the
-    venue's extension tags (see the module's docstring)."""
+    venue's extension tags (see the module's docstring); ``raw``: return the message as
+    its FIX string (:func:`raw_message`), not as a Message."""
     lot = inst.lot_size
     body = (f"{_order_part(ev.info, inst, stp or ext)}11={ev.cl_ord_id}\x0117={ev.seq}-{ev.exec_n}\x01"
             f"150={EXECTYPE_OUT[ev.kind]}\x0139={ORDSTATUS_OUT[ev.status]}\x0114={fmt_multiple(ev.cum_qty, lot)}\x01"
@@ -436,7 +447,7 @@ def execution_report(ev: Execution, inst: Instrument, quote: Asset, into: fix.Me
             body += f"{TAG_LIQUIDATION}=Y\x01"
     if text:
         body += f"58={text}\x01"
-    return message("8", body, into)
+    return raw_message("8", body) if raw else message("8", body, into)
 
 
 def order_reject_report(ev: OrderRejected, inst: Instrument | None, ext: bool = False) -> fix.Message:

@@ -61,7 +61,7 @@ class FixConfig:
     tls_client_ca: str = ""  # if set, clients must present a certificate signed by it
 
 
-QUICKFIX_REQUIRED = "1.16.0+venue.6"
+QUICKFIX_REQUIRED = "1.16.0+venue.7"
 
 
 def check_quickfix() -> None:
