@@ -6,6 +6,16 @@ events changed: the state of every touched level before the batch (for L2 increm
 and, when asked, the order-by-order log (for L3 increments), with the batch's trades
 and status changes.
 
+The log is the batch's net change, not its history: an order added and gone within the
+batch leaves no entry, an order added and changed leaves one NEW with its last quantity
+(in the place of the NEW: a change keeps the order's place), and an order changed several
+times one CHANGE (the last; a DELETE replaces them). A client that applies the log in
+order holds the book as it is after the batch, with every level's orders in time
+priority; in a busy market most orders rest for less than a batch, so an L3 increment is
+a fraction of what the history would be. Dropped entries are left as ``None`` (removing
+them from the middle of the list would cost more): :meth:`net_log` reads the log without
+them.
+
 It follows :class:`venue.events.Execution` ``book`` effects (:class:`venue.types.BookEffect`):
 
 - ADD: the order now rests at the back of ``info.price`` showing ``visible``;
@@ -89,7 +99,8 @@ class BookSide:
 class InstrumentBook:
     """The visible book of one instrument, maintained from execution book effects."""
 
-    __slots__ = ("symbol", "inst", "bids", "asks", "where", "halted", "log", "trades", "statuses")
+    __slots__ = ("symbol", "inst", "bids", "asks", "where", "halted", "log", "trades", "statuses", "_new_at",
+                 "_chg_at")
 
     def __init__(self, inst: Instrument) -> None:
         self.symbol = inst.symbol
@@ -98,7 +109,9 @@ class InstrumentBook:
         self.asks = BookSide(3 - BUY)
         self.where: dict[int, Level] = {}  # resting order id -> its level
         self.halted = False
-        self.log: list[OrderUpdate] | None = None  # the order-by-order log of this batch, when an L3 feed wants it
+        self.log: list[OrderUpdate | None] | None = None  # this batch's net order-by-order log, when an L3 feed wants it
+        self._new_at: dict[int, int] = {}  # order added in this batch -> the index of its NEW in the log
+        self._chg_at: dict[int, int] = {}  # order that was resting before this batch -> the index of its CHANGE
         self.trades: list[Any] = []  # the engine's Trade events of this batch (the hub fills and clears it)
         self.statuses: list[StatusChange] = []  # halts and resumes of this batch
 
@@ -134,8 +147,10 @@ class InstrumentBook:
         lv.orders[order_id] = visible
         lv.qty += visible
         self.where[order_id] = lv
-        if self.log is not None:
-            self.log.append(_new(OrderUpdate, (NEW, order_id, side, price, visible)))
+        log = self.log
+        if log is not None:
+            self._new_at[order_id] = len(log)
+            log.append(_new(OrderUpdate, (NEW, order_id, side, price, visible)))
 
     def update(self, order_id: int, visible: int) -> None:
         lv = self.where.get(order_id)
@@ -146,8 +161,18 @@ class InstrumentBook:
             s.dirty[lv.key] = (lv.qty, len(lv.orders))
         lv.qty += visible - lv.orders[order_id]
         lv.orders[order_id] = visible
-        if self.log is not None:
-            self.log.append(_new(OrderUpdate, (CHANGE, order_id, s.side, lv.price, visible)))
+        log = self.log
+        if log is not None:
+            i = self._new_at.get(order_id)
+            if i is not None:  # added in this batch: its NEW shows the new quantity, in its place
+                log[i] = _new(OrderUpdate, (NEW, order_id, s.side, lv.price, visible))
+            else:
+                chg = self._chg_at
+                i = chg.get(order_id)
+                if i is not None:
+                    log[i] = None
+                chg[order_id] = len(log)
+                log.append(_new(OrderUpdate, (CHANGE, order_id, s.side, lv.price, visible)))
 
     def remove(self, order_id: int) -> None:
         lv = self.where.pop(order_id, None)
@@ -162,8 +187,16 @@ class InstrumentBook:
             del s.levels[key]
             keys = s.keys
             del keys[bisect_left(keys, key)]
-        if self.log is not None:
-            self.log.append(_new(OrderUpdate, (DELETE, order_id, s.side, lv.price, 0)))
+        log = self.log
+        if log is not None:
+            i = self._new_at.pop(order_id, None)
+            if i is not None:  # added in this batch and gone: never shown
+                log[i] = None
+            else:
+                i = self._chg_at.pop(order_id, None)
+                if i is not None:
+                    log[i] = None
+                log.append(_new(OrderUpdate, (DELETE, order_id, s.side, lv.price, 0)))
 
     def changed(self) -> bool:
         """Did the current batch touch this instrument?"""
@@ -175,6 +208,8 @@ class InstrumentBook:
         self.asks.dirty.clear()
         if self.log is not None:
             self.log.clear()
+            self._new_at.clear()
+            self._chg_at.clear()
         self.trades.clear()
         self.statuses.clear()
 
@@ -186,6 +221,15 @@ class InstrumentBook:
         for o in orders:
             self.add(o.order_id, o.side, o.price, o.qty)
         self.clear_changes()
+
+    def net_log(self, side: int = 0) -> tuple[OrderUpdate, ...]:
+        """This batch's net order-by-order log (of one side, if ``side``)."""
+        log = self.log
+        if not log:
+            return ()
+        if side:
+            return tuple([u for u in log if u is not None and u.side == side])
+        return tuple([u for u in log if u is not None])
 
     # -- reads -----------------------------------------------------------------------
     def levels(self, side: int, depth: int = 0) -> list[PriceLevel]:

@@ -110,7 +110,7 @@ class Feed:
             if dels or others:
                 levels = tuple(dels + others)
         elif spec.book == _L3 and book.log:
-            orders = tuple(book.log) if not spec.sides else tuple(u for u in book.log if u.side == spec.sides)
+            orders = book.net_log(spec.sides)
         tr = tuple(trades) if spec.trades and trades else ()
         if not (levels or orders or tr or statuses):
             return None

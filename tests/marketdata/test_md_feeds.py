@@ -108,6 +108,35 @@ def test_every_shape_of_subscriber_holds_the_engine_book(seed: int) -> None:
     assert sum(len(v) for v in all_trades.values()) > 50
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_l3_increments_carry_each_batchs_net_change(seed: int) -> None:
+    """In big batches orders come and go within a batch: the L3 increment carries only
+    what changed from one batch to the next (an order appears at most once, or as a
+    DELETE then a NEW when it lost its place), and a replica still holds the engine's
+    book with each level in time priority."""
+    flow = Flow(100 + seed)
+    md = MarketData()
+    md.load(capture(flow.engine))
+    rng = random.Random(seed)
+    c = Client(md, FeedSpec(SYMBOLS[0], Book.L3))
+    c.read()
+    entries = 0
+    for i in range(40):
+        md.on_batch(list(flow.steps(rng.randint(50, 300))))
+        msgs = c.sub.take()
+        for m in msgs:
+            if type(m) is Increment:
+                entries += len(m.orders)
+                kinds: dict[int, list[int]] = {}
+                for u in m.orders:
+                    kinds.setdefault(u.order_id, []).append(u.action)
+                for oid, seen in kinds.items():
+                    assert seen in ([NEW], [CHANGE], [DELETE], [DELETE, NEW]), f"order {oid}: {seen}"
+            c.replica.apply(m)
+        check(c, flow, f"seed {seed} batch {i}")
+    assert entries > 100
+
+
 def test_subscribers_of_one_shape_share_numbers_and_messages() -> None:
     flow = Flow(3)
     md = MarketData()
