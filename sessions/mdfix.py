@@ -92,6 +92,35 @@ class FixBuilder:
         return m
 
 
+_FMT_KEPT = 1 << 16  # texts kept per step before the cache starts over
+
+
+class _Texts(dict):  # type: ignore[type-arg]
+    """``n -> scaled(n, step)`` for one step, computed once: a feed's entries repeat the
+    same prices and sizes (every level and order of a book near its touch), and formatting
+    was the largest part of building an increment. Bounded (cleared when full)."""
+
+    __slots__ = ("step",)
+
+    def __missing__(self, n: int) -> str:
+        if len(self) >= _FMT_KEPT:
+            self.clear()
+        text = self[n] = scaled(n, self.step)
+        return text
+
+
+_texts: dict[Any, _Texts] = {}
+
+
+def _texts_of(step: Any) -> _Texts:
+    got = _texts.get(step)
+    if got is None:
+        got = _Texts()
+        got.step = step
+        _texts[step] = got
+    return got
+
+
 _SECOND: list[Any] = [None, "", ""]  # the last second formatted: [sec, MDEntryDate, MDEntryTime's whole seconds]
 
 
@@ -155,17 +184,17 @@ def snapshot_body(snap: Snapshot, inst: Instrument, req_id: str) -> str:
 
 def snapshot_entries(snap: Snapshot, inst: Instrument) -> list[str]:
     """The FIX text of each MDFullGrp entry of a W, in order."""
-    tick, lot = inst.tick_size, inst.lot_size
+    px, qty = _texts_of(inst.tick_size), _texts_of(inst.lot_size)
     entries = []
     if snap.orders:
         for o in snap.orders:
-            entries.append(f"269={ENTRY_TYPE[o.side]}\x01270={scaled(o.price, tick)}\x01271={scaled(o.qty, lot)}\x01"
+            entries.append(f"269={ENTRY_TYPE[o.side]}\x01270={px[o.price]}\x01271={qty[o.qty]}\x01"
                            f"37={o.order_id}\x01")
     else:
         for side, levels in ((BID, snap.bids), (ASK, snap.asks)):
             t = ENTRY_TYPE[side]
             for lv in levels:
-                entries.append(f"269={t}\x01270={scaled(lv.price, tick)}\x01271={scaled(lv.qty, lot)}\x01"
+                entries.append(f"269={t}\x01270={px[lv.price]}\x01271={qty[lv.qty]}\x01"
                                f"346={lv.orders}\x01")
     if snap.spec.trades and snap.last_trade is not None:
         entries.append("269=2\x01" + _trade(snap.last_trade, inst))
@@ -181,21 +210,21 @@ def increment_entries(inc: Increment, inst: Instrument) -> list[str]:
     got = inc.memo.get("fix")
     if got is not None:
         return got  # type: ignore[no-any-return]
-    tick, lot, sym, rpt = inst.tick_size, inst.lot_size, inst.symbol, inc.rpt_seq
+    px, qty, sym, rpt = _texts_of(inst.tick_size), _texts_of(inst.lot_size), inst.symbol, inc.rpt_seq
     out = []
     for u in inc.levels:
         if u.action == 2:
-            out.append(f"279=2\x01269={ENTRY_TYPE[u.side]}\x0155={sym}\x01270={scaled(u.price, tick)}\x0183={rpt}\x01")
+            out.append(f"279=2\x01269={ENTRY_TYPE[u.side]}\x0155={sym}\x01270={px[u.price]}\x0183={rpt}\x01")
         else:
-            out.append(f"279={u.action}\x01269={ENTRY_TYPE[u.side]}\x0155={sym}\x01270={scaled(u.price, tick)}\x01"
-                       f"271={scaled(u.qty, lot)}\x01346={u.orders}\x0183={rpt}\x01")
+            out.append(f"279={u.action}\x01269={ENTRY_TYPE[u.side]}\x0155={sym}\x01270={px[u.price]}\x01"
+                       f"271={qty[u.qty]}\x01346={u.orders}\x0183={rpt}\x01")
     for o in inc.orders:
         if o.action == 2:
-            out.append(f"279=2\x01269={ENTRY_TYPE[o.side]}\x0155={sym}\x01270={scaled(o.price, tick)}\x01"
+            out.append(f"279=2\x01269={ENTRY_TYPE[o.side]}\x0155={sym}\x01270={px[o.price]}\x01"
                        f"37={o.order_id}\x0183={rpt}\x01")
         else:
-            out.append(f"279={o.action}\x01269={ENTRY_TYPE[o.side]}\x0155={sym}\x01270={scaled(o.price, tick)}\x01"
-                       f"271={scaled(o.qty, lot)}\x0137={o.order_id}\x0183={rpt}\x01")
+            out.append(f"279={o.action}\x01269={ENTRY_TYPE[o.side]}\x0155={sym}\x01270={px[o.price]}\x01"
+                       f"271={qty[o.qty]}\x0137={o.order_id}\x0183={rpt}\x01")
     if inc.trades:
         mid = f"83={rpt}\x01"
         lead = f"279=0\x01269=2\x0155={sym}\x01"

@@ -61,6 +61,8 @@ class FixConfig:
     tls_client_ca: str = ""  # if set, clients must present a certificate signed by it
 
 
+_SESSION_COMMANDS = (CreateSession, SetSessionEnabled)
+
 QUICKFIX_REQUIRED = "1.16.0+venue.7"
 
 
@@ -221,6 +223,8 @@ class FixServer:
     def _watch_registry(self, batch: list[Processed]) -> None:
         """Sessions created or disabled while running (journal thread: hand work off)."""
         for p in batch:
+            if type(p.cmd) not in _SESSION_COMMANDS:  # most commands are orders: skip their events
+                continue
             for ev in p.events:
                 if type(ev) is AdminApplied:
                     cmd = ev.cmd
