@@ -103,41 +103,36 @@ class Outbox:
         with self._count:
             inline = not self._waiting
             self._waiting += 1
-        if not inline:
+        if inline:
+            self._run_counted(batch)
+        else:
             self._q.put(batch)
-            return
-        try:
-            with self._routing:
-                self._run_one(batch)
-        finally:
-            with self._count:
-                self._waiting -= 1
 
     def put(self, job: Callable[[], Any]) -> None:
         with self._count:
             self._waiting += 1
         self._q.put(job)
 
-    def _run_one(self, item: Any) -> None:
+    def _run_counted(self, item: Any) -> None:
+        """Run one batch or job (in turn with any other), then count it done."""
         try:
-            if isinstance(item, list):
-                self._route(item)
-            else:
-                item()
+            with self._routing:
+                if isinstance(item, list):
+                    self._route(item)
+                else:
+                    item()
         except Exception:
             log.exception("outbox: failed to send")
+        finally:
+            with self._count:
+                self._waiting -= 1
 
     def _run(self) -> None:
         while True:
             item = self._q.get()
             if item is None:
                 return
-            try:
-                with self._routing:
-                    self._run_one(item)
-            finally:
-                with self._count:
-                    self._waiting -= 1
+            self._run_counted(item)
 
 
 INBOX_BATCH = 512  # the inbox takes at most this many queued callbacks at a time

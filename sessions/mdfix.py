@@ -31,7 +31,7 @@ from typing import Any
 import quickfix as fix
 
 from marketdata.messages import ASK, BID, Increment, Snapshot, StatusChange, TradePrint
-from sessions.codec import scaled, utc
+from sessions.codec import raw_message, scaled, utc
 from venue.instruments import Asset, Instrument
 
 ENTRY_TYPE = {BID: "0", ASK: "1"}
@@ -65,8 +65,7 @@ class FixBuilder:
     def message(self, msg_type: str, body: str, into: fix.Message | None = None) -> fix.Message:
         """sendToTarget fills the header, BodyLength and CheckSum. ``into``: a message
         object to reuse (one per sending thread: sendToTarget copies what it sends)."""
-        payload = f"35={msg_type}\x01{body}"
-        raw = f"8=FIX.4.4\x019={len(payload)}\x01{payload}10=000\x01"
+        raw = raw_message(msg_type, body)
         if into is None:
             return fix.Message(raw, self.dd, False)
         into.setString(raw, False, self.dd, self.dd)
