@@ -54,7 +54,7 @@ SESSIONS = (("ALPHA-OE", "alpha", "alpha-pw", "ALPHA-1", "1"), ("BETA-OE", "beta
 
 
 # ------------------------------------------------------------------------------ servers
-def serve_venue(data_dir: str, store: bool, switch_interval: float) -> None:
+def serve_venue(data_dir: str, store: bool) -> None:
     from sessions.auth import hash_password
     from sessions.server import FixConfig, FixServer
     from venue import access as A
@@ -81,7 +81,6 @@ def serve_venue(data_dir: str, store: bool, switch_interval: float) -> None:
                  A.CreateSession(comp, "order_entry", firm, user, "VENUE", acct, "", "", False, 0)]
     for c in cmds:
         v.execute(c)
-    sys.setswitchinterval(switch_interval)
     srv = FixServer(v, FixConfig(data_dir=data_dir, ports={"order_entry": 0, "drop_copy": 0, "market_data": 0}))
     srv.start()
     print(f"READY {srv.ports()['order_entry']}", flush=True)
@@ -90,10 +89,9 @@ def serve_venue(data_dir: str, store: bool, switch_interval: float) -> None:
     (running.stop() if store else v.stop(snapshot=False))
 
 
-def serve_bare(data_dir: str, switch_interval: float) -> None:
+def serve_bare(data_dir: str) -> None:
     import quickfix as fix
 
-    sys.setswitchinterval(switch_interval)
     from sessions.server import FIX_CONFIG_DIR
 
     class Bare(fix.Application):
@@ -317,6 +315,30 @@ def one_round(kind: str, n: int, window: int, store: bool, switch_interval: floa
                 srv.kill()
 
 
+def interleaved(rounds: int, n: int, args: argparse.Namespace, si: float, rate: float = 0.0,
+                label: str = "") -> dict[str, list[dict]]:
+    """``rounds`` rounds of both contenders, alternating which goes first; each run printed."""
+    res: dict[str, list[dict]] = {"bare": [], "venue": []}
+    for r in range(rounds):
+        for kind in (("bare", "venue") if r % 2 == 0 else ("venue", "bare")):
+            out = one_round(kind, n, args.window, args.store, si, rate)
+            res[kind].append(out)
+            print(f"round {r + 1} {kind:5s} {label}{_fmt(out)}", flush=True)
+    return res
+
+
+_FIGURES = ("orders_per_s", "p50_ms", "p99_ms", "p999_ms")
+
+
+def medians(outs: list[dict]) -> dict:
+    return {f: statistics.median(o[f] for o in outs) for f in _FIGURES}
+
+
+def _fmt(m: dict) -> str:
+    return (f"{m['orders_per_s']:9,.0f} orders/s  p50 {m['p50_ms']:.2f} ms  p99 {m['p99_ms']:.2f} ms  "
+            f"p99.9 {m['p999_ms']:.2f} ms")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
@@ -333,52 +355,34 @@ def main() -> None:
     ap.add_argument("--client", type=int, metavar="PORT")
     args = ap.parse_args()
     si = args.switch_interval if args.switch_interval is not None else sys.getswitchinterval()
+    sys.setswitchinterval(si)  # in whichever process this is: orchestrator, server or client
     if args.serve == "venue":
-        return serve_venue(args.data_dir, args.store, si)
+        return serve_venue(args.data_dir, args.store)
     if args.serve == "bare":
-        return serve_bare(args.data_dir, si)
+        return serve_bare(args.data_dir)
     if args.client:
-        sys.setswitchinterval(si)
         print(json.dumps(run_client(args.client, args.orders, args.window, args.rate)))
         return
     print(f"switch interval {si * 1000:g} ms in servers and client", flush=True)
-    res: dict[str, list[dict]] = {"bare": [], "venue": []}
-    for r in range(args.rounds):
-        for kind in (("bare", "venue") if r % 2 == 0 else ("venue", "bare")):
-            out = one_round(kind, args.orders, args.window, args.store, si)
-            res[kind].append(out)
-            print(f"round {r + 1} {kind:5s} {out['orders_per_s']:9,.0f} orders/s  p50 {out['p50_ms']:.2f} ms  "
-                  f"p99 {out['p99_ms']:.2f} ms  p99.9 {out['p999_ms']:.2f} ms", flush=True)
-    med = {k: {f: statistics.median(x[f] for x in v) for f in ("orders_per_s", "p50_ms", "p99_ms", "p999_ms")}
-           for k, v in res.items()}
+    res = interleaved(args.rounds, args.orders, args, si)
+    med = {k: medians(v) for k, v in res.items()}
     ratio = med["venue"]["orders_per_s"] / med["bare"]["orders_per_s"]
     print()
     for k in ("bare", "venue"):
-        m = med[k]
-        print(f"{k:5s} median {m['orders_per_s']:9,.0f} orders/s  p50 {m['p50_ms']:.2f} ms  p99 {m['p99_ms']:.2f} ms  "
-              f"p99.9 {m['p999_ms']:.2f} ms")
+        print(f"{k:5s} median {_fmt(med[k])}")
     print(f"venue / bare = {ratio:.2f} (target >= 0.60 with p99 < 5 ms)")
     paced: dict[str, dict] = {}
     if args.paced_orders:
         print()
         for name, rate in (("target", 0.6 * med["bare"]["orders_per_s"]), ("half", 0.5 * med["venue"]["orders_per_s"])):
-            runs: dict[str, list[dict]] = {"bare": [], "venue": []}
-            for r in range(args.paced_rounds):
-                for kind in (("bare", "venue") if r % 2 == 0 else ("venue", "bare")):
-                    out = one_round(kind, args.paced_orders, args.window, args.store, si, rate)
-                    runs[kind].append(out)
-                    print(f"paced {kind:5s} at {rate:7,.0f}/s ({name:6s}) achieved {out['orders_per_s']:7,.0f}/s  "
-                          f"p50 {out['p50_ms']:.2f} ms  p99 {out['p99_ms']:.2f} ms  p99.9 {out['p999_ms']:.2f} ms",
-                          flush=True)
-            for kind, outs in runs.items():
+            label = f"paced at {rate:,.0f}/s ({name}) "
+            for kind, outs in interleaved(args.paced_rounds, args.paced_orders, args, si, rate, label).items():
+                m = medians(outs)
                 paced[f"{kind}_{name}"] = {"rate": round(rate), "runs": len(outs),
-                                           "achieved_per_s": round(statistics.median(o["orders_per_s"] for o in outs)),
-                                           **{f: round(statistics.median(o[f] for o in outs), 3)
-                                              for f in ("p50_ms", "p99_ms", "p999_ms")},
+                                           "achieved_per_s": round(m["orders_per_s"]),
+                                           **{f: round(m[f], 3) for f in _FIGURES[1:]},
                                            "p99_ms_each": [round(o["p99_ms"], 3) for o in outs]}
-                m = paced[f"{kind}_{name}"]
-                print(f"paced {kind:5s} ({name:6s}) median of {len(outs)}: achieved {m['achieved_per_s']:7,}/s  "
-                      f"p50 {m['p50_ms']:.2f} ms  p99 {m['p99_ms']:.2f} ms  p99.9 {m['p999_ms']:.2f} ms", flush=True)
+                print(f"{kind:5s} {label}median of {len(outs)}: {_fmt(m)}", flush=True)
     print(json.dumps({"rounds": args.rounds, "orders_per_session": args.orders, "window": args.window,
                       "store": args.store, "switch_interval_s": si, "paced_rounds": args.paced_rounds,
                       "venue_orders_per_s": round(med["venue"]["orders_per_s"]),
