@@ -1,11 +1,11 @@
 """The market-data hub: books, tape and statistics kept from the venue's durable events,
 and the in-process fan-out to subscribers.
 
-:class:`MarketData` is a :meth:`venue.core.Venue.subscribe` listener. On the journal
-thread, under its lock, it applies each durable batch to its books
+:class:`MarketData` is a :meth:`venue.core.Venue.subscribe` listener. On the publishing
+thread (the one that ran the sequencer's step), under its lock, it applies each durable batch to its books
 (:mod:`marketdata.book`), the tape and the bars (:mod:`marketdata.stats`), builds one
 increment per feed that changed (:mod:`marketdata.feeds`), appends it to the feed's ring
-and wakes the dispatcher thread. That is all the journal thread pays, whatever the
+and wakes the dispatcher thread. That is all the publishing thread pays, whatever the
 number of subscribers: it never touches a subscriber, never builds a snapshot for one
 and never waits for one.
 
@@ -240,7 +240,7 @@ class MarketData:
                 self._replayed.append(ev)
         self.ts = max(self.ts, p.ts)
 
-    # ================================================================ the journal thread
+    # ================================================================ the publishing thread
     def on_batch(self, batch: list[Any]) -> None:
         """The :meth:`venue.core.Venue.subscribe` listener: one durable batch, in order."""
         with self._lock:

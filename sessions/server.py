@@ -221,7 +221,7 @@ class FixServer:
         return ("127.0.0.1", port) if port else None
 
     def _watch_registry(self, batch: list[Processed]) -> None:
-        """Sessions created or disabled while running (journal thread: hand work off)."""
+        """Sessions created or disabled while running (publishing thread: hand work off)."""
         for p in batch:
             if type(p.cmd) not in _SESSION_COMMANDS:  # most commands are orders: skip their events
                 continue

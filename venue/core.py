@@ -18,7 +18,8 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from contextlib import nullcontext
+from typing import Any, Callable, ContextManager
 
 from venue import journal
 from venue.clock import Clock, LiveClock
@@ -130,7 +131,8 @@ class Venue:
 
     # -- use -------------------------------------------------------------------------
     def subscribe(self, listener: Listener) -> None:
-        """``listener(list[Processed])`` on the journal thread, after durability, in order.
+        """``listener(list[Processed])`` after durability, in order, one batch at a time, on the
+        thread that ran the sequencer's step (its own, or a FIX inbox's: Sequencer.batch).
         Keep it quick: hand work to your own thread if it may block."""
         self._listeners.append(listener)
         if self.sequencer is not None:
@@ -141,14 +143,26 @@ class Venue:
             raise VenueUnavailable("the venue is not running")
         self.sequencer.submit(cmd, origin)
 
+    def batch(self) -> ContextManager[None]:
+        """Inside it this thread's submits queue, and at its end this thread runs them
+        (Sequencer.batch); a no-op context while the venue is not running."""
+        seq = self.sequencer
+        return seq.batch() if seq is not None else nullcontext()
+
+    def kick(self) -> None:
+        """Run what is queued now (Sequencer.kick), for a caller about to wait for it."""
+        seq = self.sequencer
+        if seq is not None:
+            seq.kick()
+
     def call(self, fn: Callable[[Engine], Any], reply: Callable[[Any], None]) -> None:
         if self.sequencer is None:
             raise VenueUnavailable("the venue is not running")
         self.sequencer.call(fn, reply)
 
     def query(self, fn: Callable[[Engine], Any], timeout: float = 10.0) -> Any:
-        """Run ``fn(engine)`` on the sequencer thread and wait for its result. Never call
-        this from a listener (the journal thread): it would wait for itself."""
+        """Run ``fn(engine)`` between commands and wait for its result. Never call
+        this from a listener (it runs inside the sequencer's step): it would wait for itself."""
         box: list[Any] = []
         done = threading.Event()
 
@@ -157,6 +171,7 @@ class Venue:
             done.set()
 
         self.call(fn, reply)
+        self.kick()  # even from inside a batch(): it waits for the answer
         if not done.wait(timeout):
             raise TimeoutError("the venue did not answer in time")
         result = box[0]
@@ -180,6 +195,7 @@ class Venue:
         self.subscribe(listener)
         try:
             self.submit(cmd, token)
+            self.kick()  # even from inside a batch(): it waits for the outcome
             seq = self.sequencer
             deadline = time.monotonic() + timeout
             while not done.wait(0.05):

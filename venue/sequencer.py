@@ -1,16 +1,21 @@
-"""The sequencer: one thread owns the engine; nothing is acknowledged before it is durable.
+"""The sequencer: one owner of the engine at a time; nothing is acknowledged before it is durable.
 
 Callers on any thread (FIX callbacks, the control endpoint, custody watchers) call
 :meth:`Sequencer.submit` (a state-changing command) or :meth:`Sequencer.call` (a read
-of engine state, run on the sequencer's thread between commands). The sequencer thread
-takes whatever is queued as one batch, stamps each command with the next sequence
-number and the time, runs it through the engine and frames it for the journal.
-
-A second thread, the writer, appends the batch to the journal and fsyncs once for the
+of engine state, run between commands). Whoever holds the sequencer's lock takes what
+is queued as one batch, stamps each command with the next sequence number and the time,
+runs it through the engine, appends the batch to the journal and fsyncs once for the
 whole batch (group commit: the batch grows with the load, so one fsync covers more
 commands as more arrive), and only then hands the batch's events, in order, to the
 listeners (order-entry sessions, drop copy, market data, the store) and answers the
 calls. So a client can never see an acknowledgement of a command a crash could lose.
+
+The lock's holder is the sequencer thread, woken by submits, or, on the FIX order path,
+the submitting thread itself: inside :meth:`Sequencer.batch` a thread's submits only
+queue, and at its end the thread runs the step itself if the lock is free (else the
+sequencer thread does). An order then crosses no thread between its decoding and its
+ExecutionReport being handed to QuickFIX: each hand-off between Python threads cost a
+wake-up and a wait for the interpreter lock, measured in bench/order_path_trace.py.
 
 An exception from the engine is a bug. The sequencer journals and publishes what was
 processed before it, then refuses everything else (:class:`VenueUnavailable`); the
@@ -22,7 +27,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Any, Callable, NamedTuple
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, NamedTuple
 
 from venue import commands as C
 from venue.clock import Clock
@@ -75,18 +81,22 @@ class Sequencer:
         self.on_failure: Callable[[BaseException], None] | None = None
         self.commands = 0
         self.batches = 0
+        self.inline_steps = 0  # steps run by a submitting thread (batch()) rather than the sequencer thread
         self._in: queue.SimpleQueue = queue.SimpleQueue()
-        self._out: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()  # held by whoever runs a step: the engine, the journal, the listeners
+        self._wake = threading.Event()  # the sequencer thread has something to do
+        self._deferring: set[int] = set()  # threads inside batch()
+        self._owner = 0  # the thread running a step inline (_step_here), 0 if none
+        self._deadline: int | None = engine.next_deadline()  # the engine's next expiry (ns), under _lock
         self._last_snapshot = engine.seq
-        self._stopping = False
-        self.finished = threading.Event()  # set when both threads have ended (stop or failure)
-        self._seq_thread = threading.Thread(target=self._run_sequencer, name="venue-sequencer", daemon=True)
-        self._io_thread = threading.Thread(target=self._run_writer, name="venue-journal", daemon=True)
+        self._stopping = False  # stop() was called: no more submits
+        self._stopped = False  # the _STOP entry was run, or the engine failed: no more steps
+        self.finished = threading.Event()  # set when the sequencer thread has ended (stop or failure)
+        self._thread = threading.Thread(target=self._run, name="venue-sequencer", daemon=True)
 
     # -- any thread ------------------------------------------------------------------
     def start(self) -> None:
-        self._seq_thread.start()
-        self._io_thread.start()
+        self._thread.start()
 
     def submit(self, cmd: Any, origin: Any = None) -> None:
         """Queue a command. Raises InvalidValue for a badly built one and
@@ -94,86 +104,154 @@ class Sequencer:
         if self.failed is not None or self._stopping:
             raise VenueUnavailable("the venue is not accepting commands")
         self._in.put((_CMD, normalize(cmd), origin))
+        if threading.get_ident() not in self._deferring:
+            self._wake.set()
 
     def call(self, fn: Callable[[Engine], Any], reply: Callable[[Any], None]) -> None:
-        """Run ``fn(engine)`` on the sequencer's thread; ``reply(result)`` (or the
-        exception it raised) follows every event published before it."""
+        """Run ``fn(engine)`` between commands; ``reply(result)`` (or the exception it
+        raised) follows every event published before it."""
         if self.failed is not None or self._stopping:
             raise VenueUnavailable("the venue is not accepting commands")
         self._in.put((_CALL, fn, reply))
+        if threading.get_ident() not in self._deferring:
+            self._wake.set()
 
     def snapshot(self, reply: Callable[[Any], None] | None = None) -> None:
         """Take a snapshot at the next batch boundary; ``reply(path)`` once written."""
         self._in.put((_SNAPSHOT, None, reply))
+        self._wake.set()
+
+    def kick(self) -> None:
+        """Have what is queued run now, for a caller about to wait for an answer: on this
+        thread if it is inside :meth:`batch` (after a step in progress), else on the
+        sequencer thread."""
+        me = threading.get_ident()
+        if me in self._deferring and self._owner != me:
+            self._step_here(blocking=True)
+        else:
+            self._wake.set()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """This thread's submits and calls inside the block only queue; at its end the
+        thread runs them (and whatever else is queued) itself when no step is running,
+        else leaves them to the sequencer thread. The listeners then run on this thread.
+        To wait inside the block for an answer, :meth:`kick` first."""
+        me = threading.get_ident()
+        self._deferring.add(me)
+        try:
+            yield
+        finally:
+            self._deferring.discard(me)
+            self._step_here(blocking=False)
+
+    def _step_here(self, blocking: bool) -> None:
+        if not self._lock.acquire(blocking):
+            self._wake.set()  # a step is running: the sequencer thread takes over after it
+            return
+        try:
+            if self._stopped:
+                return
+            self._owner = threading.get_ident()
+            self.inline_steps += 1
+            changed = self._step()
+        finally:
+            self._owner = 0
+            self._lock.release()
+        if changed or self._stopped or not self._in.empty():
+            self._wake.set()  # a new deadline, the end, or more queued than one step takes
 
     def stop(self, timeout: float = 30.0) -> None:
         """Process what is queued, make it durable, publish it, and stop."""
-        if not self._seq_thread.is_alive():
+        if not self._thread.is_alive():
             return
         self._stopping = True
         self._in.put((_STOP, None, None))
-        self._seq_thread.join(timeout)
-        self._io_thread.join(timeout)
+        self._wake.set()
+        self._thread.join(timeout)
 
     def pending(self) -> int:
         return self._in.qsize()
 
     # -- the sequencer thread --------------------------------------------------------
-    def _run_sequencer(self) -> None:
-        engine, get, out = self.engine, self._in.get, self._out
-        while True:
-            deadline = engine.next_deadline()
-            timeout = None if deadline is None else max(0.0, (deadline - self.clock.now_ns()) / 1e9)
+    def _run(self) -> None:
+        try:
+            while not self._stopped:
+                deadline = self._deadline
+                self._wake.wait(None if deadline is None else max(0.0, (deadline - self.clock.now_ns()) / 1e9))
+                self._wake.clear()
+                with self._lock:
+                    if self._stopped:
+                        break
+                    self._step()
+                if not self._in.empty():
+                    self._wake.set()
+        finally:
+            self.finished.set()
+
+    # -- a step (under _lock) --------------------------------------------------------
+    def _step(self) -> bool:
+        """Run what is queued (up to max_batch entries) and an expiry that is due, journal
+        it, then publish it. True if the engine's next deadline changed."""
+        engine, get = self.engine, self._in.get_nowait
+        batch: list[Any] = []
+        while len(batch) < self.max_batch:
             try:
-                first = get(timeout=timeout)
+                batch.append(get())
             except queue.Empty:
-                first = None
-            batch = [first] if first is not None else []
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._in.get_nowait())
-                except queue.Empty:
-                    break
-            records: list[bytes] = []
-            items: list[Any] = []
-            stop = False
-            done = 0  # batch entries handled
-            try:
-                deadline = engine.next_deadline()
-                if deadline is not None and deadline <= self.clock.now_ns():
-                    self._apply(C.Tick(), None, records, items)
-                for kind, a, b in batch:
-                    done += 1
-                    if kind == _CMD:
-                        self._apply(a, b, records, items)
-                    elif kind == _CALL:
-                        try:
-                            result = a(engine)
-                        except Exception as e:  # a failing read is the caller's answer
-                            result = e
-                        items.append((b, result))
-                    elif kind == _SNAPSHOT:
-                        items.append(("snapshot", dump_engine(engine), a or b))
-                        self._last_snapshot = engine.seq
-                    else:
-                        stop = True
-                if self.snapshot_every and engine.seq - self._last_snapshot >= self.snapshot_every:
-                    items.append(("snapshot", dump_engine(engine), None))
+                break
+        records: list[bytes] = []
+        items: list[Any] = []
+        stop = False
+        done = 0  # batch entries handled
+        try:
+            deadline = self._deadline
+            if deadline is not None and deadline <= self.clock.now_ns():
+                self._apply(C.Tick(), None, records, items)
+            for kind, a, b in batch:
+                done += 1
+                if kind == _CMD:
+                    self._apply(a, b, records, items)
+                elif kind == _CALL:
+                    try:
+                        result = a(engine)
+                    except Exception as e:  # a failing read is the caller's answer
+                        result = e
+                    items.append((b, result))
+                elif kind == _SNAPSHOT:
+                    items.append(("snapshot", dump_engine(engine), a or b))
                     self._last_snapshot = engine.seq
-            except Exception as e:  # the engine failed: a bug; keep what was done before it
-                log.critical("engine failure at seq %s: %r; the venue stops", engine.seq + 1, e, exc_info=True)
-                self.failed = e
+                else:
+                    stop = True
+            if self.snapshot_every and engine.seq - self._last_snapshot >= self.snapshot_every:
+                items.append(("snapshot", dump_engine(engine), None))
+                self._last_snapshot = engine.seq
+        except Exception as e:  # the engine failed: a bug; keep what was done before it
+            log.critical("engine failure at seq %s: %r; the venue stops", engine.seq + 1, e, exc_info=True)
+            self.failed = e
+            stop = True
+            self._refuse(batch[done:])  # the calls queued behind the failing command get an answer too
+        if records or items:
+            self.commands += len(records)
+            try:
+                self._write([_Batch(b"".join(records), engine.seq, items)])
+            except Exception as e:  # the journal cannot be written (disk full, I/O error): nothing more is safe
+                log.critical("journal write failed after seq %s: %r; the venue stops", self.durable_seq, e,
+                             exc_info=True)
+                self.failed = self.failed or e
                 stop = True
-                self._refuse(batch[done:])  # the calls queued behind the failing command get an answer too
-            if records or items:
-                self.commands += len(records)
-                out.put(_Batch(b"".join(records), engine.seq, items))
-            if stop:
-                out.put(None)
-                self._refuse_pending()
-                if self.failed is not None and self.on_failure is not None:
-                    self.on_failure(self.failed)
-                return
+        changed = False
+        if stop:
+            self._stopped = True
+            self.writer.sync()
+            self._refuse_pending()
+            if self.failed is not None and self.on_failure is not None:
+                self.on_failure(self.failed)
+        else:
+            deadline = engine.next_deadline()
+            changed = deadline != self._deadline
+            self._deadline = deadline
+        return changed
 
     def _refuse_pending(self) -> None:
         """After a stop, answer every queued call with VenueUnavailable (nobody waits forever)."""
@@ -204,35 +282,6 @@ class Sequencer:
         events = engine.process(seq, ts, cmd)
         records.append(record)
         items.append(Processed(seq, ts, cmd, events, origin))
-
-    # -- the writer thread -----------------------------------------------------------
-    def _run_writer(self) -> None:
-        try:
-            self._write_batches()
-        finally:
-            self.finished.set()
-
-    def _write_batches(self) -> None:
-        get = self._out.get
-        while True:
-            batch = get()
-            if batch is None:
-                self.writer.sync()
-                return
-            group = [batch]
-            end = False
-            while True:
-                try:
-                    nxt = self._out.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    end = True
-                    break
-                group.append(nxt)
-            self._write(group)
-            if end:
-                return
 
     def _write(self, group: list[_Batch]) -> None:
         """Append and fsync, then publish. A snapshot item splits the group: the records

@@ -15,7 +15,7 @@ from venue.clock import TestClock
 from venue.core import Venue
 from venue.errors import InvalidValue
 from venue.sequencer import Processed, VenueUnavailable
-from venue.types import BUY, LIMIT, SELL
+from venue.types import BUY, GTD, LIMIT, SELL, ExecKind
 
 from tests.venue import workload
 from tests.venue.harness import T0
@@ -153,3 +153,95 @@ def test_calls_queued_behind_a_failing_command_are_answered(venue: Venue) -> Non
     gate.set()
     assert answered.wait(5), "a query behind the failing command was never answered"
     assert isinstance(answers[0], VenueUnavailable)
+
+
+# -- batch(): the submitting thread runs the step itself -----------------------------------
+def _idle(venue: Venue) -> Any:
+    """The sequencer, with everything queued before run (its thread now waits for work)."""
+    venue.query(lambda e: e.seq)
+    assert venue.sequencer is not None
+    return venue.sequencer
+
+
+def test_a_batch_queues_its_commands_and_runs_them_on_its_own_thread_at_its_end(venue: Venue) -> None:
+    seq = _idle(venue)
+    ran_on: list[tuple[int, list[str]]] = []
+    venue.subscribe(lambda batch: ran_on.append((threading.get_ident(), [p.cmd.cl_ord_id for p in batch])))
+    steps = seq.inline_steps
+    with venue.batch():
+        for i in range(30):
+            venue.submit(order(f"b{i}", side=(BUY, SELL)[i % 2], price=3_000_000 + i % 3))
+        time.sleep(0.05)  # the sequencer thread could run them now: it was not woken
+        assert seq.pending() == 30 and ran_on == []  # queued, not run
+    assert seq.pending() == 0 and seq.inline_steps == steps + 1
+    assert ran_on == [(threading.get_ident(), [f"b{i}" for i in range(30)])]  # one step, here, in order
+
+
+def test_a_query_inside_a_batch_sees_the_commands_before_it(venue: Venue) -> None:
+    _idle(venue)
+    with venue.batch():
+        venue.submit(order("q-in"))
+        found = venue.query(lambda e: e.find_order("w0", cl_ord_id="q-in"), timeout=5)
+        venue.submit(order("q-after"))
+    assert found is not None and found.info.cl_ord_id == "q-in"
+    assert venue.query(lambda e: e.find_order("w0", cl_ord_id="q-after")) is not None
+
+
+def test_batched_and_queued_submitters_interleave_without_gaps_or_reordering(venue: Venue) -> None:
+    seq = _idle(venue)
+    published: list[Processed] = []
+    durable_ok: list[bool] = []
+
+    def listener(batch: list[Processed]) -> None:
+        published.extend(batch)
+        durable_ok.append(seq.durable_seq >= batch[-1].seq)
+
+    venue.subscribe(listener)
+    first = venue.query(lambda e: e.seq) + 1
+
+    def batched() -> None:
+        for k in range(25):
+            with venue.batch():
+                for i in range(20):
+                    venue.submit(C.NewOrder("w1", f"a{k * 20 + i}", "BTC-USD", BUY, LIMIT, 100, price=2_000_000))
+
+    def queued() -> None:
+        for i in range(500):
+            venue.submit(C.NewOrder("w2", f"q{i}", "BTC-USD", SELL, LIMIT, 100, price=4_000_000))
+
+    ts = [threading.Thread(target=batched), threading.Thread(target=queued)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    last = venue.query(lambda e: e.seq)
+    assert [p.seq for p in published] == list(range(first, last + 1))  # every command once, in sequence
+    clids = [p.cmd.cl_ord_id for p in published]
+    assert [c for c in clids if c[0] == "a"] == [f"a{i}" for i in range(500)]
+    assert [c for c in clids if c[0] == "q"] == [f"q{i}" for i in range(500)]
+    assert all(durable_ok) and seq.inline_steps > 0
+
+
+def test_an_expiry_set_by_a_batch_wakes_the_sequencer_thread(tmp_path: Path) -> None:
+    v = Venue(str(tmp_path), fsync=True)  # the live clock: the expiry comes by itself
+    v.open()
+    v.start()
+    try:
+        for cmd in workload.setup_commands():
+            v.submit(cmd)
+        _idle(v)
+        expired = threading.Event()
+
+        def listener(batch: list[Processed]) -> None:
+            for p in batch:
+                for ev in p.events:
+                    if getattr(ev, "kind", None) == ExecKind.EXPIRED and ev.info.cl_ord_id == "gtd":
+                        expired.set()
+
+        v.subscribe(listener)
+        with v.batch():
+            v.submit(C.NewOrder("w0", "gtd", "BTC-USD", BUY, LIMIT, 100, price=3_000_000, tif=int(GTD),
+                                expire_ts=time.time_ns() + 300_000_000))
+        assert expired.wait(5), "the GTD order did not expire without another command"
+    finally:
+        v.stop(snapshot=False)

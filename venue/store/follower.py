@@ -1,7 +1,7 @@
 """The SQL store in its own process, following the journal: history that costs matching nothing.
 
 Written from the venue's own process, the store's projection and SQL work shares the
-interpreter lock with the sequencer, the journal thread and the FIX callbacks, and
+interpreter lock with the sequencer and the FIX callbacks, and
 measurably slows them. So a running venue starts the store as a *follower*: a separate
 process (``python -m venue.store.follower``) that reads the journal the venue writes,
 runs its own copy of the deterministic engine over the commands (the very events the

@@ -71,7 +71,7 @@ class Store:
         self.failed: str = ""  # the last write failure, "" when healthy
         self.projector = Projector()
         self._q: queue.SimpleQueue = queue.SimpleQueue()
-        self._queued_in = 0  # written by the journal thread only
+        self._queued_in = 0  # written by the publishing thread only (one at a time)
         self._queued_out = 0  # written by the store thread only
         self._thread: threading.Thread | None = None
         self._cond = threading.Condition()
@@ -206,7 +206,7 @@ class Store:
 
     # -- live (behind the journal) ---------------------------------------------------
     def listener(self, batch: list[Any]) -> None:
-        """``Venue.subscribe(store.listener)``: queue only; never blocks the journal thread."""
+        """``Venue.subscribe(store.listener)``: queue only; never blocks the publishing thread."""
         self._queued_in += len(batch)
         self._q.put(batch)
 
