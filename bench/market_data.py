@@ -29,7 +29,7 @@ reads, no parsing; the other sessions only count bytes, so X messages and resnap
 are counted on every 5th session and scaled); its CPU is reported.
 
 Delay: a venue listener registered before the hub stamps each durable batch
-(``time.monotonic_ns``, one clock for both processes) when the journal thread publishes
+(``time.monotonic_ns``, one clock for both processes) when the venue publishes
 it; the delay of a trade is the client's receive stamp minus the stamp of the batch
 that holds it: hub, FIX encoding, QuickFIX, the gateway, TCP and the client's read.
 

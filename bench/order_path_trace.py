@@ -10,7 +10,7 @@ processes):
   client send  -> inbox       QuickFIX reads, parses, validates, queues; the inbox thread takes it
   inbox        -> submit      the inbox decodes it and checks it (entitlements, throttle)
   submit       -> apply       waiting for the sequencer thread (its hand-off)
-  apply        -> journal     the engine and framing (of the whole batch), then the journal thread's hand-off
+  apply        -> journal     the engine and framing of the rest of the step's batch
   journal      -> durable     append and fsync
   durable      -> send        the outbox builds the ExecutionReport and hands it to QuickFIX
   send         -> client recv QuickFIX sends; the client's receiver thread reads it

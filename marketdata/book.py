@@ -28,7 +28,7 @@ It follows :class:`venue.events.Execution` ``book`` effects (:class:`venue.types
 
 Stop orders are not in the book until they trigger; their events carry no effect until
 then. The book never reads the engine: it sees events only, so it can run anywhere
-events arrive (the journal thread, a replica behind Redis). It does not check that its
+events arrive (the venue's publishing thread, a replica behind Redis). It does not check that its
 levels never cross; the engine guarantees that.
 """
 from __future__ import annotations

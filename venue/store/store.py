@@ -1,7 +1,7 @@
 """The SQL store: history written behind the journal, in batches, on its own thread.
 
 The venue hands it durable batches through ``Venue.subscribe(store.listener)``; the
-listener only queues them (it runs on the journal thread and must not block), and the
+listener only queues them (it runs inside the sequencer's step and must not block), and the
 store's thread projects them to rows (:mod:`venue.store.project`) and writes each run in
 one transaction that also records the last applied sequence number. So the store never
 slows matching, holds either all of a run or none of it, and knows exactly where to go on
