@@ -1,6 +1,6 @@
 """Where an order's round trip goes: per-stage latency of the venue's FIX order path.
 
-    python bench/order_path_trace.py [--rate 2700] [--orders 5000]
+    python bench/order_path_trace.py [--rate 2700] [--orders 5000] [--store]
 
 Runs the venue as bench/fix_order_entry.py does (a fresh server process) and its client
 paced open loop at ``--rate`` orders/s in all (two sessions), with timestamps taken at
@@ -50,7 +50,7 @@ def _clid(raw: str) -> str | None:
     return raw[i + 4:j]
 
 
-def serve(data_dir: str, out: str) -> None:
+def serve(data_dir: str, out: str, store: bool) -> None:
     """The venue server of bench/fix_order_entry.py, with a timestamp at each stage."""
     from sessions.application import VenueApplication
     from venue.sequencer import Sequencer
@@ -110,7 +110,7 @@ def serve(data_dir: str, out: str) -> None:
     Sequencer._publish = t_publish
     VenueApplication.send_many = t_send_many
     try:
-        F.serve_venue(data_dir, store=False)
+        F.serve_venue(data_dir, store)
     finally:
         with open(out, "w") as f:
             json.dump(marks, f)
@@ -144,17 +144,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=2700.0, help="orders/s in all, open loop")
     ap.add_argument("--orders", type=int, default=5000, help="orders per session")
+    ap.add_argument("--store", action="store_true", help="with the SQL store, as `venue demo` runs it")
     ap.add_argument("--serve", metavar="DATA_DIR")
     ap.add_argument("--out")
     args = ap.parse_args()
     if args.serve:
-        return serve(args.serve, args.out)
+        return serve(args.serve, args.out, args.store)
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "marks.json")
         data = os.path.join(d, "data")
         os.makedirs(data)
-        srv = subprocess.Popen([sys.executable, __file__, "--serve", data, "--out", out], stdout=subprocess.PIPE,
-                               text=True, cwd=ROOT)
+        srv = subprocess.Popen([sys.executable, __file__, "--serve", data, "--out", out] + ["--store"] * args.store,
+                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
         try:
             assert srv.stdout is not None
             line = srv.stdout.readline()
