@@ -104,8 +104,8 @@ class Sequencer:
         if self.failed is not None or self._stopping:
             raise VenueUnavailable("the venue is not accepting commands")
         self._in.put((_CMD, normalize(cmd), origin))
-        if threading.get_ident() not in self._deferring:
-            self._wake.set()
+        if not self._wake.is_set() and threading.get_ident() not in self._deferring:
+            self._wake.set()  # (once set, the thread clears it before it drains: this command included)
 
     def call(self, fn: Callable[[Engine], Any], reply: Callable[[Any], None]) -> None:
         """Run ``fn(engine)`` between commands; ``reply(result)`` (or the exception it
@@ -113,7 +113,7 @@ class Sequencer:
         if self.failed is not None or self._stopping:
             raise VenueUnavailable("the venue is not accepting commands")
         self._in.put((_CALL, fn, reply))
-        if threading.get_ident() not in self._deferring:
+        if not self._wake.is_set() and threading.get_ident() not in self._deferring:
             self._wake.set()
 
     def snapshot(self, reply: Callable[[Any], None] | None = None) -> None:
