@@ -15,13 +15,14 @@ processes):
   durable      -> send        the outbox builds the ExecutionReport and hands it to QuickFIX
   send         -> client recv QuickFIX sends; the client's receiver thread reads it
 
-and prints each stage's p50/p90/p99 in ms (and the whole round trip's), then one JSON
-line. The timestamps cost the server a few microseconds per order: a diagnostic, not the
+and prints each stage's p50/p90/p99 in ms (and the whole round trip's), the server's
+garbage collections (count and longest pause per generation), then one JSON line. The timestamps cost the server a few microseconds per order: a diagnostic, not the
 benchmark (bench/fix_order_entry.py is).
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -103,6 +104,16 @@ def serve(data_dir: str, out: str, store: bool) -> None:
             mark(_clid(msg if isinstance(msg, str) else msg.toString()), 5, t)
         return send_many(self, items)
 
+    gc_runs: list[tuple[int, int, int]] = []  # (generation, ns, start) of every collection while serving
+    gc_start = [0]
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            gc_start[0] = now()
+        else:
+            gc_runs.append((info["generation"], now() - gc_start[0], gc_start[0]))
+
+    gc.callbacks.append(on_gc)
     VenueApplication.run_queued = t_run_queued
     Sequencer.submit = t_submit
     Sequencer._apply = t_apply
@@ -113,7 +124,7 @@ def serve(data_dir: str, out: str, store: bool) -> None:
         F.serve_venue(data_dir, store)
     finally:
         with open(out, "w") as f:
-            json.dump(marks, f)
+            json.dump({"marks": marks, "gc": gc_runs}, f)
 
 
 class _Sent(dict):
@@ -176,7 +187,8 @@ def main() -> None:
             srv.send_signal(signal.SIGTERM)
             srv.wait(60)
         with open(out) as f:
-            marks = json.load(f)
+            traced = json.load(f)
+        marks, gc_runs = traced["marks"], traced["gc"]
     spans: dict[str, list[int]] = {k: [] for k in ("client->" + STAGES[0], *[f"{a}->{b}" for a, b in
                                                                            zip(STAGES, STAGES[1:])],
                                                    STAGES[-1] + "->client", "round trip")}
@@ -199,7 +211,13 @@ def main() -> None:
         r = result[name]
         print(f"{name:18s} p50 {r['p50_ms']:7.3f}  p90 {r['p90_ms']:7.3f}  p99 {r['p99_ms']:7.3f}  "
               f"mean {r['mean_ms']:7.3f} ms")
-    print(json.dumps({"rate": args.rate, "orders": n, "stages": result}))
+    t_first = min(t for s in sessions for t in s.sent_at.sent.values())
+    t_last = max(t for s in sessions for t in s.sent_at.acked.values())
+    gcs = {g: [ns for gen, ns, at in gc_runs if gen == g and t_first <= at <= t_last] for g in (0, 1, 2)}
+    gc_summary = {f"gen{g}": {"runs": len(v), "max_ms": round(max(v) / 1e6, 3) if v else 0.0} for g, v in gcs.items()}
+    print("garbage collections in the server while orders ran: " + ", ".join(f"{k} {v['runs']} (longest {v['max_ms']} ms)"
+                                                            for k, v in gc_summary.items()))
+    print(json.dumps({"rate": args.rate, "orders": n, "stages": result, "gc": gc_summary}))
 
 
 if __name__ == "__main__":
