@@ -16,7 +16,9 @@ processes):
   send         -> client recv QuickFIX sends; the client's receiver thread reads it
 
 and prints each stage's p50/p90/p99 in ms (and the whole round trip's), the server's
-garbage collections (count and longest pause per generation), then one JSON line. The timestamps cost the server a few microseconds per order: a diagnostic, not the
+garbage collections (count and longest pause per generation), each server thread's CPU
+time and time spent waiting for a CPU (/proc schedstat: a machine short of cores shows
+there, not in the interpreter lock), then one JSON line. The timestamps cost the server a few microseconds per order: a diagnostic, not the
 benchmark (bench/fix_order_entry.py is).
 """
 from __future__ import annotations
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -49,6 +52,23 @@ def _clid(raw: str) -> str | None:
         return None
     j = raw.find("\x01", i + 4)
     return raw[i + 4:j]
+
+
+def _sched() -> dict[str, tuple[float, float]]:
+    """CPU seconds and seconds spent waiting for a CPU (the run queue) of each thread of
+    this process so far, by name (QuickFIX's native threads together)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, tuple[float, float]] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                cpu, delay, _n = f.read().split()
+        except OSError:
+            continue
+        name = names.get(int(tid), "quickfix/native")
+        c, d = out.get(name, (0.0, 0.0))
+        out[name] = (c + int(cpu) / 1e9, d + int(delay) / 1e9)
+    return out
 
 
 def serve(data_dir: str, out: str, store: bool) -> None:
@@ -114,6 +134,16 @@ def serve(data_dir: str, out: str, store: bool) -> None:
             gc_runs.append((info["generation"], now() - gc_start[0], gc_start[0]))
 
     gc.callbacks.append(on_gc)
+    sched: dict[str, Any] = {}  # per thread name: [CPU s, run-queue wait s], first and latest sample
+
+    def sample_sched() -> None:
+        while True:
+            time.sleep(0.1)
+            if marks:  # orders are running
+                sched.setdefault("first", _sched())
+                sched["last"] = _sched()
+
+    threading.Thread(target=sample_sched, name="trace-sched", daemon=True).start()
     VenueApplication.run_queued = t_run_queued
     Sequencer.submit = t_submit
     Sequencer._apply = t_apply
@@ -124,7 +154,10 @@ def serve(data_dir: str, out: str, store: bool) -> None:
         F.serve_venue(data_dir, store)
     finally:
         with open(out, "w") as f:
-            json.dump({"marks": marks, "gc": gc_runs}, f)
+            first, last = sched.get("first", {}), sched.get("last", {})
+            threads = {k: [round(v[0] - first.get(k, (0, 0))[0], 3), round(v[1] - first.get(k, (0, 0))[1], 3)]
+                       for k, v in last.items()}
+            json.dump({"marks": marks, "gc": gc_runs, "threads": threads}, f)
 
 
 class _Sent(dict):
@@ -188,7 +221,7 @@ def main() -> None:
             srv.wait(60)
         with open(out) as f:
             traced = json.load(f)
-        marks, gc_runs = traced["marks"], traced["gc"]
+        marks, gc_runs, server_threads = traced["marks"], traced["gc"], traced["threads"]
     spans: dict[str, list[int]] = {k: [] for k in ("client->" + STAGES[0], *[f"{a}->{b}" for a, b in
                                                                            zip(STAGES, STAGES[1:])],
                                                    STAGES[-1] + "->client", "round trip")}
@@ -217,7 +250,9 @@ def main() -> None:
     gc_summary = {f"gen{g}": {"runs": len(v), "max_ms": round(max(v) / 1e6, 3) if v else 0.0} for g, v in gcs.items()}
     print("garbage collections in the server while orders ran: " + ", ".join(f"{k} {v['runs']} (longest {v['max_ms']} ms)"
                                                             for k, v in gc_summary.items()))
-    print(json.dumps({"rate": args.rate, "orders": n, "stages": result, "gc": gc_summary}))
+    busy = {k: v for k, v in sorted(server_threads.items(), key=lambda kv: -kv[1][0]) if v[0] >= 0.01 or v[1] >= 0.01}
+    print("server threads while orders ran, [CPU s, waiting for a CPU s]: " + json.dumps(busy))
+    print(json.dumps({"rate": args.rate, "orders": n, "stages": result, "gc": gc_summary, "threads": busy}))
 
 
 if __name__ == "__main__":
