@@ -779,6 +779,12 @@ class VenueApplication(fix.Application):
         self._batch = []
         try:
             self._route_events(batch)
+            self._send_batch()  # the sessions' own reports go out before the drop copies are built
+            for fn in self.batch_listeners:
+                try:
+                    fn(batch)
+                except Exception:
+                    log.exception("batch listener failed")
         finally:
             try:
                 self._send_batch()
@@ -803,11 +809,6 @@ class VenueApplication(fix.Application):
                     route = self.event_routes.get(t)
                     if route is not None:
                         route(ev)
-        for fn in self.batch_listeners:
-            try:
-                fn(batch)
-            except Exception:
-                log.exception("batch listener failed")
 
     def _route_execution(self, ev: Execution, cmd: Any) -> None:
         info = ev.info

@@ -199,7 +199,9 @@ class FixServer:
         if sessions:
             self._add_acceptor(sessions, "main")
         self.app.outbox.start()
-        self.venue.subscribe(self.app.outbox.on_batch)
+        # First of the listeners: a client's ExecutionReport does not wait for the market-data
+        # hub to apply the batch to its books (the trader hears before the public feed does).
+        self.venue.subscribe(self.app.outbox.on_batch, first=True)
         self.venue.subscribe(self._watch_registry)
         for role, port in self.cfg.ports.items():
             gw = LogonGateway(role, self.cfg.host, port, self.checker, self._backend, PORT_ROLES[role],

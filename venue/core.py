@@ -130,13 +130,16 @@ class Venue:
         self.sequencer = None
 
     # -- use -------------------------------------------------------------------------
-    def subscribe(self, listener: Listener) -> None:
+    def subscribe(self, listener: Listener, first: bool = False) -> None:
         """``listener(list[Processed])`` after durability, in order, one batch at a time, on the
         thread that ran the sequencer's step (its own, or a FIX inbox's: Sequencer.batch).
+        Listeners run in the order they subscribed; ``first`` puts this one before all
+        others (the answers to the clients, ahead of market data and the store).
         Keep it quick: hand work to your own thread if it may block."""
-        self._listeners.append(listener)
+        self._listeners.insert(0, listener) if first else self._listeners.append(listener)
         if self.sequencer is not None:
-            self.sequencer.listeners.append(listener)
+            ls = self.sequencer.listeners
+            ls.insert(0, listener) if first else ls.append(listener)
 
     def submit(self, cmd: Any, origin: Any = None) -> None:
         if self.sequencer is None:
