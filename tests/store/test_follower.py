@@ -19,7 +19,7 @@ from tests.store.workload import margin_crash_commands, setup_commands, trading_
 from venue.core import Venue
 from venue.store import Store
 from venue.store.catchup import open_venue_with_store
-from venue.store.follower import StoreFollower
+from venue.store.follower import DEFAULT_NICE, NICE_ENV, URL_ENV, StoreFollower
 
 CHILD = os.path.join(os.path.dirname(__file__), "follower_child.py")
 
@@ -39,6 +39,8 @@ def test_the_follower_writes_what_an_in_process_store_writes(tmp_path, db_urls):
     try:
         assert isinstance(running.store, StoreFollower)
         assert not [t for t in threading.enumerate() if t.name == "venue-store"]  # no store work in this process
+        assert running.store.proc is not None
+        assert _niced(running.store.proc.pid, min(19, os.nice(0) + DEFAULT_NICE))  # behind the venue for CPU
         v = running.venue
         cmds = setup_commands() + trading_commands(1500, seed=7) + margin_crash_commands()
         for c in cmds:
@@ -49,6 +51,25 @@ def test_the_follower_writes_what_an_in_process_store_writes(tmp_path, db_urls):
     finally:
         running.stop()
     assert dump(Store(url).open()) == dump(rebuilt(data_dir, reference_url))
+
+
+def _niced(pid: int, nice: int, timeout: float = 10.0) -> bool:
+    """The process runs at ``nice`` (it lowers its priority as it starts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as f:
+            if int(f.read().rsplit(")", 1)[1].split()[16]) == nice:
+                return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_bad_follower_priority_is_a_one_line_error(tmp_path):
+    env = {**os.environ, URL_ENV: f"sqlite:///{tmp_path / 'store.db'}", NICE_ENV: "low"}
+    p = subprocess.run([sys.executable, "-m", "venue.store.follower", "--data-dir", str(tmp_path)], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert p.stderr.strip() == f"error: {NICE_ENV} must be a whole number"
 
 
 def _gone(pid: int) -> bool:
