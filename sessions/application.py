@@ -179,7 +179,10 @@ class Inbox:
             if items is None:
                 return
             if items:
-                run(items)
+                try:
+                    run(items)
+                except Exception:  # a bug: the callbacks guard themselves; never let the inbox die of it
+                    log.exception("inbox: running %d queued callbacks failed; going on", len(items))
             elif self._stopping:
                 return
 
