@@ -45,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -290,17 +291,23 @@ def run_client(port: int, n: int, window: int, rate: float = 0.0) -> dict:
 
 
 # ------------------------------------------------------------------------------ orchestration
+def start_server(argv: list[str], what: str, **popen: Any) -> tuple[subprocess.Popen, int]:
+    """Start a server process that prints ``READY <port>`` once it listens; its port."""
+    srv = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=ROOT, **popen)
+    assert srv.stdout is not None
+    line = srv.stdout.readline()
+    if not line.startswith("READY"):
+        srv.kill()
+        raise RuntimeError(f"{what} did not start: {line!r}")
+    return srv, int(line.split()[1])
+
+
 def one_round(kind: str, n: int, window: int, store: bool, switch_interval: float, rate: float = 0.0) -> dict:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as d:
         args = [sys.executable, __file__, "--serve", kind, "--data-dir", d, "--switch-interval", str(switch_interval)]
         args += ["--store"] if store else []
-        srv = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+        srv, port = start_server(args, f"{kind} server", stderr=subprocess.DEVNULL)
         try:
-            assert srv.stdout is not None
-            line = srv.stdout.readline()
-            if not line.startswith("READY"):
-                raise RuntimeError(f"{kind} server did not start: {line!r}")
-            port = int(line.split()[1])
             cl = subprocess.run([sys.executable, __file__, "--client", str(port), "--orders", str(n), "--window",
                                  str(window), "--rate", str(rate), "--switch-interval", str(switch_interval)],
                             capture_output=True, text=True, timeout=900, cwd=ROOT)

@@ -198,14 +198,9 @@ def main() -> None:
         out = os.path.join(d, "marks.json")
         data = os.path.join(d, "data")
         os.makedirs(data)
-        srv = subprocess.Popen([sys.executable, __file__, "--serve", data, "--out", out] + ["--store"] * args.store,
-                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        srv, port = F.start_server([sys.executable, __file__, "--serve", data, "--out", out] + ["--store"] * args.store,
+                                   "the venue")
         try:
-            assert srv.stdout is not None
-            line = srv.stdout.readline()
-            if not line.startswith("READY"):
-                raise SystemExit(f"the venue did not start: {line!r}")
-            port = int(line.split()[1])
             sessions = [F.ClientSession(port, comp, user, pw, side, args.orders, 50, seed=k, price_ticks=5_000_000,
                                         rate=args.rate / len(F.SESSIONS))
                         for k, (comp, user, pw, _, side) in enumerate(F.SESSIONS)]

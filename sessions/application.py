@@ -75,8 +75,8 @@ class Outbox:
     of each durable batch, and jobs (answers that must follow what was submitted before).
 
     A batch is routed at once on the thread that publishes it (the one that ran the
-    sequencer's step: on the order path the FIX inbox's) when nothing is waiting before it; otherwise it queues behind what is waiting and the outbox's own
-    thread routes it. Jobs always go through the thread. Either way one lock makes the
+    sequencer's step: on the order path the FIX inbox's) when nothing is waiting before
+    it; otherwise it queues behind what is waiting and the outbox's own thread routes it. Jobs always go through the thread. Either way one lock makes the
     routing one at a time, in the order batches and jobs were handed in. Routing on the
     publishing thread saves a hand-off of the interpreter lock per batch: measured with
     bench/fix_order_entry.py's client paced at 5,000 orders/s, three runs each,

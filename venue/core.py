@@ -136,10 +136,9 @@ class Venue:
         Listeners run in the order they subscribed; ``first`` puts this one before all
         others (the answers to the clients, ahead of market data and the store).
         Keep it quick: hand work to your own thread if it may block."""
-        self._listeners.insert(0, listener) if first else self._listeners.append(listener)
-        if self.sequencer is not None:
-            ls = self.sequencer.listeners
-            ls.insert(0, listener) if first else ls.append(listener)
+        for ls in (self._listeners, self.sequencer.listeners if self.sequencer is not None else None):
+            if ls is not None:
+                ls.insert(0 if first else len(ls), listener)
 
     def submit(self, cmd: Any, origin: Any = None) -> None:
         if self.sequencer is None:

@@ -60,12 +60,6 @@ class Processed(NamedTuple):
 Listener = Callable[[list[Processed]], None]
 
 
-class _Batch(NamedTuple):
-    data: bytes
-    last_seq: int
-    items: list[Any]  # Processed | (reply, result) | ("snapshot", state, reply)
-
-
 class Sequencer:
     def __init__(self, engine: Engine, writer: JournalWriter, clock: Clock, snapshot_dir: str | None = None,
                  snapshot_every: int = 0, max_batch: int = 4096) -> None:
@@ -234,7 +228,7 @@ class Sequencer:
         if records or items:
             self.commands += len(records)
             try:
-                self._write([_Batch(b"".join(records), engine.seq, items)])
+                self._write(b"".join(records), engine.seq, items)
             except Exception as e:  # the journal cannot be written (disk full, I/O error): nothing more is safe
                 log.critical("journal write failed after seq %s: %r; the venue stops", self.durable_seq, e,
                              exc_info=True)
@@ -283,47 +277,37 @@ class Sequencer:
         records.append(record)
         items.append(Processed(seq, ts, cmd, events, origin))
 
-    def _write(self, group: list[_Batch]) -> None:
-        """Append and fsync, then publish. A snapshot item splits the group: the records
-        before it are made durable first, then the snapshot is written and a new journal
-        segment begins after it."""
-        pending: list[_Batch] = []
-        for b in group:
-            snaps = [it for it in b.items if isinstance(it, tuple) and len(it) == 3 and it[0] == "snapshot"]
-            pending.append(b)
-            if snaps:
-                self._flush(pending)
-                pending = []
-                for _, state, reply in snaps:
-                    path = self._write_snapshot(state)
-                    if reply is not None:
-                        reply(path)
-        if pending:
-            self._flush(pending)
-
-    def _flush(self, batches: list[_Batch]) -> None:
-        data = b"".join(b.data for b in batches)
+    def _write(self, data: bytes, last_seq: int, items: list[Any]) -> None:
+        """Append and fsync the step's records, publish its events and answer its calls
+        in order, then write its snapshots (a new journal segment begins after each).
+        ``items``: Processed | (reply, result) | ("snapshot", state, reply)."""
         if data:
-            self.writer.append(data, batches[-1].last_seq)
+            self.writer.append(data, last_seq)
             self.writer.sync()
-            self.durable_seq = batches[-1].last_seq
+            self.durable_seq = last_seq
         self.batches += 1
         processed: list[Processed] = []
-        for b in batches:
-            for it in b.items:
-                if type(it) is Processed:
-                    processed.append(it)
-                elif len(it) == 2:
-                    if processed:
-                        self._publish(processed)
-                        processed = []
-                    reply, result = it
-                    try:
-                        reply(result)
-                    except Exception:
-                        log.exception("a call's reply failed")
+        snaps = []
+        for it in items:
+            if type(it) is Processed:
+                processed.append(it)
+            elif len(it) == 2:
+                if processed:
+                    self._publish(processed)
+                    processed = []
+                reply, result = it
+                try:
+                    reply(result)
+                except Exception:
+                    log.exception("a call's reply failed")
+            else:
+                snaps.append(it)
         if processed:
             self._publish(processed)
+        for _, state, reply in snaps:
+            path = self._write_snapshot(state)
+            if reply is not None:
+                reply(path)
 
     def _publish(self, processed: list[Processed]) -> None:
         for listener in tuple(self.listeners):  # a copy: others (un)subscribe while we iterate
