@@ -103,13 +103,12 @@ def serve(data_dir: str, out: str, store: bool) -> None:
         mark(getattr(cmd, "cl_ord_id", None), 2, now())
         return apply_(self, cmd, origin, records, items)
 
-    def t_write(self, group):
+    def t_write(self, data, last_seq, items):
         t = now()
-        for b in group:
-            for p in b.items:
-                if hasattr(p, "cmd"):
-                    mark(getattr(p.cmd, "cl_ord_id", None), 3, t)
-        return write(self, group)
+        for p in items:
+            if hasattr(p, "cmd"):
+                mark(getattr(p.cmd, "cl_ord_id", None), 3, t)
+        return write(self, data, last_seq, items)
 
     def t_publish(self, processed):
         t = now()
