@@ -74,7 +74,14 @@ message (``takeQueued`` items are ``(kind, Message, SessionID, str)``). Profiled
 orders/s, parsing each ExecutionReport (``Message.setString``) was 9% of all the time the
 interpreter lock was held, formatting each order for decoding (``toString``) 3%.
 
-The wheel is version ``1.16.0+venue.7`` (a PEP 440 local version, so ``quickfix==1.16.0``
+The eighth change: ``Session::logout(reason)`` records the reason before it disables the
+session. QuickFIX disabled it first, and a connection thread that checked the session in
+between (it does after every message it reads) sent the Logout without its Text(58): a
+session the venue logs out for flooding was told so without the reason, about one run in
+five of tests/sessions/test_session_behaviour.py's throttle test once the inbox answered
+the flood faster.
+
+The wheel is version ``1.16.0+venue.8`` (a PEP 440 local version, so ``quickfix==1.16.0``
 still matches), built once (about 8 minutes here) and kept in ``$VENUE_WHEELS`` (default
 ``~/.cache/venue/wheels``). Run again, the script does nothing if it is installed.
 """
@@ -91,7 +98,7 @@ import tarfile
 import tempfile
 
 VERSION = "1.16.0"
-LOCAL = "1.16.0+venue.7"
+LOCAL = "1.16.0+venue.8"
 WHEELS = os.environ.get("VENUE_WHEELS", os.path.join(os.path.expanduser("~"), ".cache", "venue", "wheels"))
 
 # The fifth change: Session.sendToTargets(items), items a sequence of (Message, SessionID)
@@ -433,6 +440,10 @@ PATCH = [
      "        return _quickfix.Application_queueCallbacks(self, on, limit)\n\n"
      "    def takeQueued(self, maxItems, timeout):\n"
      "        return _quickfix.Application_takeQueued(self, maxItems, timeout)\n"),
+    # Session::logout: the reason first, then disabled (a Logout sent in between had no Text)
+    ("C++/Session.h", "    m_state.enabled(false);\n    m_state.logoutReason(reason);\n",
+     "    m_state.logoutReason(reason); // venue patch: before the session is seen disabled\n"
+     "    m_state.enabled(false);\n"),
     ("setup.cfg", f"version = {VERSION}", f"version = {LOCAL}"),
 ]
 

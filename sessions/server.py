@@ -63,7 +63,7 @@ class FixConfig:
 
 _SESSION_COMMANDS = (CreateSession, SetSessionEnabled)
 
-QUICKFIX_REQUIRED = "1.16.0+venue.7"
+QUICKFIX_REQUIRED = "1.16.0+venue.8"
 
 
 def check_quickfix() -> None:
