@@ -59,7 +59,8 @@ sessions cost when batches are small; at the paced rate the venue is not at its 
 so that is a cost, not a throughput).
 
 Each run also reports the CPU of each thread of the venue process (``threads_cpu_s``,
-QuickFIX's own threads as "quickfix/native"), the bytes the client received per shape,
+QuickFIX's own threads as "quickfix/native") and the time each waited for a CPU
+(``threads_runq_s``), the bytes the client received per shape,
 resnapshots and stalls. ``--subscribers inproc`` replaces the FIX sessions by in-process
 hub subscribers (the fan-out without FIX), for comparison; ``--conflate`` sets
 MarketDataSessions.conflate. With ``BENCH_PROFILE=file`` each contender's venue process
@@ -236,21 +237,21 @@ def client(port: int, n: int, sample: int) -> None:
 
 
 # ================================================================== the venue process
-def _thread_cpu() -> dict[str, float]:
-    """CPU seconds of each thread of this process so far, by thread name (QuickFIX's own
-    threads, which Python does not know, together as "quickfix/native")."""
+def _thread_cpu(which: str = "cpu") -> dict[str, float]:
+    """Seconds of each thread of this process so far, by thread name (QuickFIX's own
+    threads, which Python does not know, together as "quickfix/native"): ``cpu`` on a
+    CPU, or ``wait`` runnable but waiting for one (the run queue, /proc schedstat)."""
     names = {t.native_id: t.name for t in threading.enumerate()}
-    tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     for tid in os.listdir("/proc/self/task"):
         try:
-            with open(f"/proc/self/task/{tid}/stat") as f:
-                rest = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                on_cpu, waited = f.read().split()[:2]
         except OSError:
             continue
         name = names.get(int(tid), "quickfix/native")
         name = name.split("_")[0] if name.startswith("gw-") else name  # the gateways' worker pools
-        out[name] = out.get(name, 0.0) + (int(rest[11]) + int(rest[12])) / tick
+        out[name] = out.get(name, 0.0) + int(on_cpu if which == "cpu" else waited) / 1e9
     return out
 
 
@@ -358,7 +359,7 @@ def child(kind: str, path: str, rate: int, mode: str, sample: int, conflate: flo
             profiler = subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0)
         submit = v.submit
-        threads0 = _thread_cpu()
+        threads0, waits0 = _thread_cpu(), _thread_cpu("wait")
         cpu0 = time.process_time()
         t0_ns = time.monotonic_ns()
         t = time.perf_counter()
@@ -393,6 +394,7 @@ def child(kind: str, path: str, rate: int, mode: str, sample: int, conflate: flo
                 h.close()
         cpu_all = time.process_time() - cpu0  # until every subscriber had everything (and 0.5 s of quiet)
         threads = {k: round(x - threads0.get(k, 0.0), 2) for k, x in _thread_cpu().items()}
+        waits = {k: round(x - waits0.get(k, 0.0), 2) for k, x in _thread_cpu("wait").items()}
         if profiler is not None:
             import signal
             profiler.send_signal(signal.SIGINT)
@@ -427,6 +429,8 @@ def child(kind: str, path: str, rate: int, mode: str, sample: int, conflate: flo
         "stalls": md_status.get("stalls", 0),
         "fanout_lag_ms": round((delivered - dt) * 1000, 1),  # the last X after the last command was durable
         "threads_cpu_s": {k: x for k, x in sorted(threads.items(), key=lambda kv: -kv[1]) if x >= 0.01},
+        "threads_runq_s": {k: x for k, x in sorted(waits.items(), key=lambda kv: -kv[1]) if x >= 0.01},
+        "seconds": dt,
     }
 
 
@@ -549,17 +553,21 @@ def main() -> None:
         if "none" in med:
             summary["md0_vs_none"] = round(med["md0"] / med["none"], 3)
             print(f"md0 / none = {med['md0'] / med['none']:.3f} (the hub, and a FIX server with 100 idle sessions)")
-    def threads(rows: list[dict[str, Any]]) -> dict[str, float]:
-        names = {n for x in rows for n in x["threads_cpu_s"]}
-        out = {n: statistics.median(x["threads_cpu_s"].get(n, 0.0) for x in rows) for n in names}
+    def threads(rows: list[dict[str, Any]], key: str = "threads_cpu_s") -> dict[str, float]:
+        names = {n for x in rows for n in x[key]}
+        out = {n: statistics.median(x[key].get(n, 0.0) for x in rows) for n in names}
         return {n: round(v, 2) for n, v in sorted(out.items(), key=lambda kv: -kv[1]) if v >= 0.01}
 
     for k in ("md0", "md100"):
         if k in results:
             summary[f"{k}_threads_cpu_s"] = threads(results[k])
             summary[f"{k}_client_cpu_s"] = median(results[k], "client_cpu_s")
+            summary[f"{k}_threads_runq_s"] = threads(results[k], "threads_runq_s")
+            summary[f"{k}_seconds"] = round(median(results[k], "seconds"), 2)
             print(f"{k} saturated, CPU seconds per thread (medians): {summary[f'{k}_threads_cpu_s']}"
                   + (f"; FIX client process {summary[f'{k}_client_cpu_s']}" if k != "md0" else ""))
+            print(f"{k} saturated, seconds waiting for a CPU per thread (medians): {summary[f'{k}_threads_runq_s']}"
+                  f"; {summary[f'{k}_seconds']} s until the last command was durable")
     for k in ("md10", "md100"):
         if k in results:
             delays = [d for x in results[k] for d in x["delays_us"]]
