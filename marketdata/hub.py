@@ -64,6 +64,13 @@ class BookState(NamedTuple):
     orders: dict[str, list[BookOrder]]  # per symbol: bids best level first, then asks; FIFO in a level
 
 
+class HubState(NamedTuple):
+    """A hub's books and tape, for a hub in another process (:meth:`MarketData.follow`)."""
+
+    books: BookState
+    tapes: dict[str, list[tuple[Any, ...]]]  # per symbol: the tape's trades, as Trade values
+
+
 def capture(engine: Any) -> BookState:
     """Read the engine's books (call on the sequencer's thread, or before it runs)."""
     orders: dict[str, list[BookOrder]] = {}
@@ -80,6 +87,39 @@ def capture(engine: Any) -> BookState:
 def _print(t: Trade) -> TradePrint:
     """The public part of an engine Trade (no accounts, no fees)."""
     return _new(TradePrint, (t.symbol, t.seq, t.trade_n, t.ts, t.price, t.qty, t.aggressor_side))
+
+
+OP_END, OP_TRADE, OP_STATUS, OP_DEFINE = -1, -2, -3, -4  # the other ops are the book effects FX_*
+
+
+def book_ops(batch: list[Any], after: int, *, portable: bool = False) -> list[tuple[Any, ...]]:
+    """What market data takes from durable batches (those after seq ``after``), as a
+    flat list of tuples, in order: ``(FX_ADD|FX_UPDATE|FX_REMOVE|FX_REQUEUE, symbol,
+    order_id, side, price, visible)`` for an order's book effect, ``(OP_TRADE, trade)``,
+    ``(OP_STATUS, status)``, ``(OP_DEFINE, instrument record)`` and, closing each
+    command, ``(OP_END, seq, ts)``. ``portable``: trades and statuses as plain tuples,
+    for a hub in another process (:meth:`MarketData.follow`)."""
+    ops: list[tuple[Any, ...]] = []
+    add = ops.append
+    execution, trade, status = Execution, Trade, InstrumentStatus
+    for p in batch:
+        if p.seq <= after:
+            continue
+        for ev in p.events:
+            t = type(ev)
+            if t is execution:
+                fx = ev.book
+                if fx:
+                    info = ev.info
+                    add((fx, info.symbol, info.order_id, info.side, info.price, ev.visible))
+            elif t is trade:
+                add((OP_TRADE, ev._values() if portable else ev))
+            elif t is status:
+                add((OP_STATUS, tuple(ev)))
+            elif t is AdminApplied and type(ev.cmd) is C.DefineInstrument:
+                add((OP_DEFINE, dict(ev.cmd.record)))
+        add((OP_END, p.seq, p.ts))
+    return ops
 
 
 class Subscription:
@@ -161,6 +201,8 @@ class MarketData:
         # called by the dispatcher after each round of pushes (a sink that gathers its
         # sends flushes them there)
         self.round_listeners: list[Callable[[], None]] = []
+        # hubs in other processes (:meth:`follow`): each gets every batch's book_ops
+        self._followers: list[Callable[[Any], None]] = []
 
     # ================================================================ loading
     def load(self, state: BookState) -> None:
@@ -216,6 +258,10 @@ class MarketData:
         self._replayed = []
         self._loaded = True
         self.failed = None
+        if self._followers:  # reloaded: the followers start over from here
+            hs = self._state()
+            for fn in self._followers:
+                fn(hs)
         for sym, feeds in self._feeds.items():
             book = self._books[sym]
             for spec, feed in list(feeds.items()):
@@ -225,6 +271,55 @@ class MarketData:
                     sub.needs_snapshot = True
                     self._ready.append(sub)
         if self._ready:
+            self._dispatch_wake.set()
+
+    def follow(self, fn: Callable[[Any], None]) -> HubState | None:
+        """Let ``fn`` follow this hub: the state now (``None`` while the books are not
+        loaded yet: try again), then ``fn(ops)`` with the :func:`book_ops` of every later
+        batch, on the publishing thread under the hub's lock (``fn`` must only hand them
+        on), with neither a gap nor a double between the two; should this hub ever reload
+        its books, ``fn(state)`` with the new state. For a hub in another process: it
+        :meth:`load_state` s each state and :meth:`apply_ops` each list of ops."""
+        with self._lock:
+            if not self._loaded or self._buffer is not None:
+                return None
+            if fn not in self._followers:
+                self._followers.append(fn)
+            return self._state()
+
+    def unfollow(self, fn: Callable[[Any], None]) -> None:
+        with self._lock:
+            if fn in self._followers:
+                self._followers.remove(fn)
+
+    def _state(self) -> HubState:
+        books = self._books.values()
+        state = BookState(self.seq, self.ts, [b.inst for b in books], {b.symbol: b.halted for b in books},
+                          {b.symbol: b.orders(BID) + b.orders(ASK) for b in books})
+        return HubState(state, {sym: [t._values() for t in tape] for sym, tape in self._tape.items()})
+
+    def load_state(self, hs: HubState) -> None:
+        """Take a :meth:`follow` state (another process's hub): books, statuses and tape."""
+        with self._lock:
+            self._replayed = [Trade(*t) for rows in hs.tapes.values() for t in rows]
+            for tape in self._tape.values():
+                tape.clear()
+            self._load(hs.books)
+        self._dispatch_wake.set()
+
+    def apply_ops(self, ops: list[tuple[Any, ...]]) -> None:
+        """Apply the :func:`book_ops` a followed hub handed on (see :meth:`follow`)."""
+        with self._lock:
+            if not self._loaded:
+                return
+            try:
+                self._apply_ops(ops)
+            except Exception as e:
+                log.critical("market data lost track of the followed hub at seq %s: %r", self.seq, e, exc_info=True)
+                self.failed = e
+                self._loaded = False
+                raise
+        if self._flagged or self._ready:
             self._dispatch_wake.set()
 
     def _define(self, inst: Instrument) -> None:
@@ -272,39 +367,41 @@ class MarketData:
             log.exception("market data could not reload its books; it stays unavailable")
 
     def _apply(self, batch: list[Any]) -> None:
+        ops = book_ops(batch, self.seq, portable=bool(self._followers))
+        for fn in self._followers:
+            fn(ops)
+        self._apply_ops(ops)
+
+    def _apply_ops(self, ops: list[tuple[Any, ...]]) -> None:
+        """Apply :func:`book_ops` (under the lock), then publish what changed."""
         books = self._books
-        last = self.seq
-        execution, trade, fx_add, fx_update, fx_remove = Execution, Trade, FX_ADD, FX_UPDATE, FX_REMOVE  # locals: hot loop
-        for p in batch:
-            if p.seq <= last:
-                continue
-            for ev in p.events:
-                t = type(ev)
-                if t is execution:
-                    fx = ev.book
-                    if fx:
-                        info = ev.info
-                        b = books[info.symbol]
-                        if fx == fx_add:
-                            b.add(info.order_id, info.side, info.price, ev.visible)
-                        elif fx == fx_remove:
-                            b.remove(info.order_id)
-                        elif fx == fx_update:
-                            b.update(info.order_id, ev.visible)
-                        elif fx == FX_REQUEUE:
-                            b.remove(info.order_id)
-                            b.add(info.order_id, info.side, info.price, ev.visible)
-                elif t is trade:
-                    books[ev.symbol].trades.append(ev)
-                elif t is InstrumentStatus:
-                    b = books[ev.symbol]
-                    b.halted = ev.halted
-                    b.statuses.append(StatusChange(ev.symbol, ev.halted, ev.reason, ev.seq, ev.ts))
-                elif t is AdminApplied and type(ev.cmd) is C.DefineInstrument:
-                    self._define(Instrument.from_record(dict(ev.cmd.record)))
-            last = p.seq
-            self.ts = p.ts
-        self.seq = last
+        last, ts = self.seq, self.ts
+        fx_add, fx_update, fx_remove = FX_ADD, FX_UPDATE, FX_REMOVE  # locals: hot loop
+        for op in ops:
+            k = op[0]
+            if k == fx_add:
+                books[op[1]].add(op[2], op[3], op[4], op[5])
+            elif k == fx_remove:
+                books[op[1]].remove(op[2])
+            elif k == fx_update:
+                books[op[1]].update(op[2], op[5])
+            elif k == OP_END:
+                last, ts = op[1], op[2]
+            elif k == FX_REQUEUE:
+                b = books[op[1]]
+                b.remove(op[2])
+                b.add(op[2], op[3], op[4], op[5])
+            elif k == OP_TRADE:
+                tr = op[1] if type(op[1]) is Trade else Trade(*op[1])
+                books[tr.symbol].trades.append(tr)
+            elif k == OP_STATUS:
+                st = InstrumentStatus(*op[1])
+                b = books[st.symbol]
+                b.halted = st.halted
+                b.statuses.append(StatusChange(st.symbol, st.halted, st.reason, st.seq, st.ts))
+            elif k == OP_DEFINE:
+                self._define(Instrument.from_record(op[1]))
+        self.seq, self.ts = last, ts
         for b in books.values():
             if b.changed():
                 self._publish(b)
@@ -581,4 +678,4 @@ class MarketData:
             return sum(len(f.subs) for feeds in self._feeds.values() for f in feeds.values())
 
 
-__all__ = ["MarketData", "Subscription", "BookState", "capture", "MarketDataError"]
+__all__ = ["MarketData", "Subscription", "BookState", "HubState", "book_ops", "capture", "MarketDataError"]

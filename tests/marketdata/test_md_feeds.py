@@ -410,3 +410,62 @@ def test_poll_waits_for_the_next_increment_or_times_out() -> None:
     assert msgs and all(type(m) is Increment for m in msgs)
     sub.close()
     assert sub.poll(1) == []
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_hub_that_follows_another_through_pickles_serves_the_engine_book(seed: int) -> None:
+    """A hub in another process (sessions.md_process) follows the venue's hub: it loads
+    the state :meth:`MarketData.follow` returns and applies the ops of every later batch,
+    both crossing a pipe as pickles. Its subscribers hold the engine's book and see every
+    trade once; a follower that joins mid-flow, and one whose source hub reloads its books
+    (a new state in the stream), go on without a gap."""
+    import pickle
+
+    flow = Flow(200 + seed)
+    source = MarketData()
+    source.load(capture(flow.engine))
+    rng = random.Random(seed)
+    for _ in range(40):  # the source has history (books, a tape) before anyone follows
+        source.on_batch(list(flow.steps(rng.randint(1, 12))))
+    hub = MarketData()
+    pipe: list[bytes] = []
+    first = source.follow(pipe.append)  # what the parent does: hand on, nothing more
+    assert first is not None
+    hub.load_state(pickle.loads(pickle.dumps(first)))
+    clients = [Client(hub, s) for s in SPECS]
+    for c in clients:
+        c.read()  # the first snapshot, before any batch
+    all_trades: dict[str, list[str]] = {s: [] for s in SYMBOLS}
+    reload_trades: list[str] = []
+    for i in range(200):
+        batch = list(flow.steps(rng.randint(1, 12)))
+        before = {s: len(all_trades[s]) for s in SYMBOLS}
+        for p in batch:
+            for ev in p.events:
+                if type(ev) is Trade:
+                    all_trades[ev.symbol].append(f"{ev.seq}-{ev.trade_n}")
+        source.on_batch(batch)
+        if i == 100:  # a reload of the source: a new state follows, and every subscriber gets
+            source.load(capture(flow.engine))  # a new snapshot (this batch's trades are in none)
+            reload_trades = [t for s in SYMBOLS for t in all_trades[s][before[s]:]]
+        for item in pipe:
+            got = pickle.loads(pickle.dumps(item))
+            if isinstance(got, list):
+                hub.apply_ops(got)
+            else:
+                hub.load_state(got)
+        pipe.clear()
+        assert hub.seq == source.seq == flow.engine.seq
+        for c in clients:
+            c.read()
+            check(c, flow, f"seed {seed} batch {i}")
+    for c in clients:
+        spec = c.sub.spec
+        assert c.snapshots == 2  # the first, and the one after the reload
+        if spec.trades:
+            assert c.trade_ids == [t for t in all_trades[spec.symbol] if t not in reload_trades]
+    assert sum(len(v) for v in all_trades.values()) > 30
+    assert hub.tape(SYMBOLS[0])[-1] == source.tape(SYMBOLS[0])[-1]
+    source.unfollow(pipe.append)
+    source.on_batch(list(flow.steps(3)))
+    assert pipe == []
