@@ -173,11 +173,17 @@ def test_a_10x_account_is_liquidated_and_its_session_and_the_drop_copy_see_it(wo
         assert any(m[11] == "m-bid" and m[150] == "4" for m in liquidation_reports(copies))
         assert not [m for m in copies if m.type == "BA"]  # margin notices go to the account's own sessions
 
-        # the venue's own record agrees: these were the account's liquidation fills
-        with world.lock:
-            recorded = {k for k, v in world.executions.items() if v["account"] == "ALPHA-M"
+        # the venue's own record agrees: these were the account's liquidation fills (the
+        # record is a venue listener after the FIX outbox: the reports may be out first)
+        def recorded() -> set[str]:
+            with world.lock:
+                return {k for k, v in world.executions.items() if v["account"] == "ALPHA-M"
                         and v["cl_ord_id"].startswith("LIQ-") and v["kind"] == ExecKind.FILL}
-        assert exec_ids == recorded
+
+        end = time.monotonic() + 10
+        while not exec_ids <= recorded() and time.monotonic() < end:
+            time.sleep(0.01)
+        assert exec_ids == recorded()
 
         after = collateral(alpha, "after")
         assert D(after[901]) < borrowed_before
