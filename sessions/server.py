@@ -8,7 +8,9 @@ Each public port (order entry, drop copy, market data) has a :class:`LogonGatewa
 admits only the session roles of that port. Behind them one QuickFIX ``SocketAcceptor``
 serves every session known at start; a session created while the venue runs gets its
 own small acceptor (QuickFIX cannot add sessions to a running acceptor), and the
-gateways route each CompID to its acceptor.
+gateways route each CompID to its acceptor. The market-data sessions' acceptor is in a
+process of their own (:mod:`sessions.md_process`; ``FixConfig.market_data_process``),
+their gateway here.
 """
 from __future__ import annotations
 
@@ -30,9 +32,11 @@ from sessions.auth import LogonChecker, LogonRules
 from sessions.dropcopy import DropCopy
 from sessions.gateway import LogonGateway
 from sessions.marketdata_session import MarketDataSessions
+from sessions.md_process import MarketDataProcess
 from sessions.risk_session import RiskRequests
 from sessions.trade_capture import TradeCapture
 from venue.access import AccessRegistry, CreateSession, SessionRecord, SetSessionEnabled
+from venue.commands import DefineAsset
 from venue.core import Venue
 from venue.events import AdminApplied
 from venue.sequencer import Processed
@@ -59,9 +63,15 @@ class FixConfig:
     tls_cert: str = ""  # PEM certificate chain; with tls_key, the gateways speak TLS
     tls_key: str = ""
     tls_client_ca: str = ""  # if set, clients must present a certificate signed by it
+    # Serve the market-data sessions from a process of their own (sessions/md_process.py);
+    # False: in the venue's process. Either way the gateway on the market-data port
+    # checks their Logons here.
+    market_data_process: bool = True
+    # MarketDataSessions' settings (max_backlog, max_subscriptions, max_entries, conflate)
+    market_data_options: dict[str, Any] = field(default_factory=dict)
 
 
-_SESSION_COMMANDS = (CreateSession, SetSessionEnabled)
+_SESSION_COMMANDS = (CreateSession, SetSessionEnabled, DefineAsset)
 
 QUICKFIX_REQUIRED = "1.16.0+venue.8"
 
@@ -158,7 +168,8 @@ class FixServer:
         self.drop_copy = DropCopy(self.app, self._gateway_backlog("drop_copy"), self._gateway_disconnect("drop_copy"))
         self.trade_capture = TradeCapture(self.app, venue, store, cfg.dictionary, self._gateway_backlog("drop_copy"))
         self.risk_requests = RiskRequests(self.app, cfg.dictionary)
-        self.md_sessions: MarketDataSessions | None = None
+        self.md_sessions: MarketDataSessions | MarketDataProcess | None = None
+        self.md_process: MarketDataProcess | None = None
         self.checker = LogonChecker(self.registry)
         self.logon_rules = LogonRules(cfg.dictionary)
         self.acceptors: list[_Acceptor] = []
@@ -191,11 +202,21 @@ class FixServer:
 
             self.market_data = MarketData()
             self.market_data.attach(self.venue)
-        self.md_sessions = MarketDataSessions(self.app, self.market_data, self.cfg.dictionary,
-                                              self._gateway_backlog("market_data"))
-        self.md_sessions.start()
-        self.app.inbox.start()  # before any acceptor: every callback goes through it
         sessions = list(self.registry.sessions.values())
+        if self.cfg.market_data_process and "market_data" in self.cfg.ports:
+            engine = self.venue.engine
+            self.md_process = MarketDataProcess(self.cfg, [r for r in sessions if r.role == "market_data"],
+                                                self.market_data, lambda: dict(engine.ledger.assets),
+                                                self.cfg.market_data_options, self._add_routes)
+            self.md_process.start(self._gateway_backlog("market_data"))
+            self.md_sessions = self.md_process
+            sessions = [r for r in sessions if r.role != "market_data"]
+        else:
+            self.md_sessions = MarketDataSessions(self.app, self.market_data, self.cfg.dictionary,
+                                                  self._gateway_backlog("market_data"),
+                                                  **self.cfg.market_data_options)
+            self.md_sessions.start()
+        self.app.inbox.start()  # before any acceptor: every callback goes through it
         if sessions:
             self._add_acceptor(sessions, "main")
         self.app.outbox.start()
@@ -205,7 +226,7 @@ class FixServer:
         self.venue.subscribe(self._watch_registry)
         for role, port in self.cfg.ports.items():
             gw = LogonGateway(role, self.cfg.host, port, self.checker, self._backend, PORT_ROLES[role],
-                              self.app.note_verified, self._ssl, logon_rules=self.logon_rules.problem)
+                              self._note_verified, self._ssl, logon_rules=self.logon_rules.problem)
             gw.start()
             self.gateways[role] = gw
 
@@ -217,15 +238,31 @@ class FixServer:
             for rec in sessions:
                 self._route[rec.comp_id] = acc.port
 
+    def _add_routes(self, routes: dict[str, int]) -> None:
+        with self._lock:
+            self._route.update(routes)
+
+    def _note_verified(self, comp_id: str, fields: dict[int, str]) -> None:
+        """The gateway admitted a Logon: tell the application that serves the session."""
+        if self.md_process is not None and comp_id in self.md_process.sessions:
+            self.md_process.verified(comp_id, fields)
+        else:
+            self.app.note_verified(comp_id, fields)
+
     def _backend(self, comp_id: str) -> tuple[str, int] | None:
         with self._lock:
             port = self._route.get(comp_id)
         return ("127.0.0.1", port) if port else None
 
     def _watch_registry(self, batch: list[Processed]) -> None:
-        """Sessions created or disabled while running (publishing thread: hand work off)."""
+        """Sessions created or disabled while running (publishing thread: hand work off);
+        assets defined, for the market-data process's SecurityList."""
         for p in batch:
             if type(p.cmd) not in _SESSION_COMMANDS:  # most commands are orders: skip their events
+                continue
+            if type(p.cmd) is DefineAsset:
+                if self.md_process is not None and self.venue.engine is not None:
+                    self.md_process.tell_in_order("assets", dict(self.venue.engine.ledger.assets))
                 continue
             for ev in p.events:
                 if type(ev) is AdminApplied:
@@ -235,6 +272,9 @@ class FixServer:
                     elif type(cmd) is SetSessionEnabled and not cmd.enabled:
                         # the gateway refuses its logons from now on; enabled again, the
                         # session's next admitted Logon enables it in QuickFIX too
+                        if self.md_process is not None and cmd.comp_id in self.md_process.sessions:
+                            self.md_process.logout(cmd.comp_id, "session disabled")
+                            continue
                         ctx = self.app.ctx.get(cmd.comp_id)
                         if ctx is not None and ctx.logged_on:
                             self.app.log_out(ctx, "session disabled")
@@ -244,7 +284,10 @@ class FixServer:
         if rec is None or comp_id in self._route:
             return
         try:
-            self._add_acceptor([rec], comp_id)
+            if self.md_process is not None and rec.role == "market_data":
+                self.md_process.session(rec)  # its acceptor is the child's; the routes follow
+            else:
+                self._add_acceptor([rec], comp_id)
             log.info("FIX session %s added", comp_id)
         except Exception:
             log.exception("could not add FIX session %s", comp_id)
@@ -252,6 +295,8 @@ class FixServer:
     def stop(self, timeout: float = 5.0) -> None:
         """Log every session out (a Logout, not a dropped line), close the gateways, then
         stop and destroy the acceptors."""
+        if self.md_process is not None:
+            self.md_process.stop(timeout)  # while the gateway still relays its Logouts
         for ctx in list(self.app.ctx.values()):
             if ctx.logged_on:
                 self.app.log_out(ctx, "venue shutting down")
@@ -260,7 +305,7 @@ class FixServer:
             time.sleep(0.02)
         for gw in self.gateways.values():
             gw.stop()
-        if self.md_sessions is not None:
+        if isinstance(self.md_sessions, MarketDataSessions):
             self.md_sessions.stop()
         self.trade_capture.stop()
         end = time.monotonic() + timeout
@@ -281,12 +326,21 @@ class FixServer:
         return {role: gw.port for role, gw in self.gateways.items()}
 
     def status(self) -> dict[str, Any]:
-        return {
+        st = {
             "sessions": {c.comp_id: {"role": c.rec.role, "logged_on": c.logged_on, "throttled": c.refused}
                          for c in self.app.ctx.values()},
             "messages_in": self.app.messages_in,
             "messages_out": self.app.outbox.sent,
             "ports": self.ports(),
             "drop_copies": self.drop_copy.copies,
-            "market_data": self.md_sessions.status() if self.md_sessions is not None else {},
+            "market_data": {},
         }
+        if self.md_process is not None:
+            child = self.md_process.status()
+            st["sessions"].update(child["sessions"])
+            st["messages_in"] += child["messages_in"]
+            st["messages_out"] += child["messages_out"]
+            st["market_data"] = child["market_data"]
+        elif self.md_sessions is not None:
+            st["market_data"] = self.md_sessions.status()
+        return st
