@@ -34,11 +34,13 @@ SUBSCRIPTIONS = {
 }
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: Any) -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module", params=[True, False], ids=["md-process", "in-process"])
+def world(request: Any, tmp_path_factory: Any) -> Iterator[dict[str, Any]]:
+    """The market-data sessions in a process of their own (as ``venue demo`` runs them)
+    and in the venue's process."""
     d = tmp_path_factory.mktemp("mdbooks")
-    mv = MdVenue(str(d / "venue"), Flow(2024))
-    mv.md.max_pending = 1_000_000  # no lag snapshots: every increment reaches the client (checked below)
+    # max_pending: no lag snapshots, every increment reaches the client (checked below)
+    mv = MdVenue(str(d / "venue"), Flow(2024), process=request.param, max_pending=1_000_000)
     trades: dict[str, list[str]] = {s: [] for s in SYMBOLS}
     mv.venue.subscribe(lambda batch: [trades[ev.symbol].append(f"{ev.seq}-{ev.trade_n}")
                                       for p in batch for ev in p.events if type(ev) is Trade])

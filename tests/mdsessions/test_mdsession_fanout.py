@@ -26,17 +26,14 @@ SAME_SHAPE = [f"same-{i}" for i in range(5)]  # five subscribers of one feed (L2
 
 @pytest.fixture(scope="module")
 def mv(tmp_path_factory: Any) -> Iterator[MdVenue]:
-    v = MdVenue(str(tmp_path_factory.mktemp("mdfanout") / "venue"), Flow(99))
-    v.md.max_pending = 1_000_000  # no lag snapshots: every increment goes out as X
-    assert v.server.md_sessions is not None
-    v.server.md_sessions.max_entries = MAX_ENTRIES
+    # no lag snapshots (max_pending): every increment goes out as X
+    v = MdVenue(str(tmp_path_factory.mktemp("mdfanout") / "venue"), Flow(99), max_pending=1_000_000,
+                max_entries=MAX_ENTRIES)
     yield v
     v.stop()
 
 
 def test_large_increments_are_split_and_one_build_serves_every_subscriber(mv: MdVenue, tmp_path: Any) -> None:
-    sessions = mv.server.md_sessions
-    assert sessions is not None
     client = QfClient(mv.port, "MD-CLIENT", "md", "md-demo", str(tmp_path / "client"))
     book = FixMdClient()
     raw: list[bytes] = []
@@ -53,14 +50,15 @@ def test_large_increments_are_split_and_one_build_serves_every_subscriber(mv: Md
         for req in SAME_SHAPE:
             send(client, "V", request(req, 0, "012", "Y", SYMBOLS[:1]))
         wait_until(lambda: (read(), len(book.books) == len(SYMBOLS) + len(SAME_SHAPE))[1], what="the W")
-        built0, sent0 = sessions.built, sessions.sent
+        st0 = mv.md_status()
         for _ in range(4):
             mv.run_flow(400, waited=0.02)  # mostly queued at once: batches, hence increments, of many entries
         final = {s: mv.venue.query(lambda e, s=s: engine_view(e, s)) for s in SYMBOLS}
         wait_until(lambda: (read(), all(matches(book.books[("orders", s)], final[s], 0, "012", "N") for s in SYMBOLS)
                             and all(matches(book.books[(r, SYMBOLS[0])], final[SYMBOLS[0]], 0, "012", "Y")
                                     for r in SAME_SHAPE))[1], what="the books")
-        built, sent = sessions.built - built0, sessions.sent - sent0
+        st = mv.md_status()
+        built, sent = st["built"] - st0["built"], st["sent"] - st0["sent"]
     finally:
         client.stop()
     assert all(b.gaps == 0 for b in book.books.values())
@@ -87,9 +85,7 @@ def test_a_conflating_session_gets_one_x_per_interval_and_the_same_book(mv: MdVe
     """With ``conflate``, a subscription gets at most one delivery per interval: the
     increments of many small batches go out together (each entry with its own RptSeq),
     and the book is the same."""
-    sessions = mv.server.md_sessions
-    assert sessions is not None
-    sessions.conflate = 0.25
+    mv.configure(conflate=0.25)
     client = QfClient(mv.port, "MD-QUANT", "quant", "quant-demo", str(tmp_path / "client"))
     book = FixMdClient()
     raw: list[bytes] = []
@@ -110,7 +106,7 @@ def test_a_conflating_session_gets_one_x_per_interval_and_the_same_book(mv: MdVe
         wait_until(lambda: (read(), matches(book.books[("conflated", SYMBOLS[0])], final, 0, "012", "Y"))[1],
                    what="the book")
     finally:
-        sessions.conflate = 0.0
+        mv.configure(conflate=0.0)
         client.stop()
     xs = [fields(m) for m in raw[n0:] if b"\x0135=X\x01" in m]
     increments = {e[83] for f in xs for e in entries(f, 268, 279)[1]}
@@ -123,9 +119,7 @@ def test_a_conflating_session_gets_one_x_per_interval_and_the_same_book(mv: MdVe
 def test_a_carried_message_has_the_bytes_of_the_parsed_one(mv: MdVenue) -> None:
     """FixBuilder.carried (the group as one preformatted field) puts on the wire exactly
     what the message parsed field by field against the dictionary would, and passes it."""
-    sessions = mv.server.md_sessions
-    assert sessions is not None
-    build = sessions.fix
+    build = mdfix.FixBuilder(mv.server.cfg.dictionary)
     mv.run_flow(200)
     inst = mv.server.app.instrument(SYMBOLS[0])
     assert inst is not None

@@ -14,6 +14,7 @@ import quickfix as fix
 
 from marketdata import Book, FeedSpec
 from tests.mdsessions.fixbook import entries, fields
+from sessions.marketdata_session import MAX_SUBSCRIPTIONS, MarketDataSessions
 from sessions.server import FixConfig
 from tests.mdsessions.venues import MdVenue, wait_until
 from tests.sessions.fixclients import RawClient, logged_on, order
@@ -135,15 +136,12 @@ def test_duplicate_and_unknown_request_ids(md: RawClient, mv: MdVenue) -> None:
 
 
 def test_too_many_subscriptions(mv: MdVenue, md: RawClient) -> None:
-    sessions = mv.server.md_sessions
-    assert sessions is not None
-    saved = sessions.max_subscriptions
-    sessions.max_subscriptions = 2
+    mv.configure(max_subscriptions=2)
     try:
         md.send("V", v_request("many", "1", 0, "01", ("BTC-USD", "ETH-USD", "ETH-BTC")))
         assert md.expect("Y", X262="many")[281] == "2"
     finally:
-        sessions.max_subscriptions = saved
+        mv.configure(max_subscriptions=MAX_SUBSCRIPTIONS)
 
 
 def test_halt_and_resume_reach_subscribers_as_security_status(mv: MdVenue, md: RawClient) -> None:
@@ -183,16 +181,16 @@ def test_a_halted_book_snapshot_is_followed_by_its_status(mv: MdVenue, md: RawCl
 
 def test_subscriptions_end_with_the_session(mv: MdVenue) -> None:
     mv.wait_offline("MD-CLIENT")
-    base = mv.md.subscriptions()
+    base = mv.md_status()["hub_subscriptions"]
     c = logged_on(mv.port, "MD-CLIENT", "md", "md-demo")
     c.send("V", v_request("s1", "1", 0, "012", ("BTC-USD", "ETH-USD")))
     c.expect("W")
     c.expect("W")
-    assert mv.md.subscriptions() == base + 2
+    assert mv.md_status()["hub_subscriptions"] == base + 2
     c.send("5", [])
     c.expect("5")
     c.close()
-    wait_until(lambda: mv.md.subscriptions() == base, what="the subscriptions to close")
+    wait_until(lambda: mv.md_status()["hub_subscriptions"] == base, what="the subscriptions to close")
     assert mv.md.snapshot(FeedSpec("BTC-USD", int(Book.L2))).spec.symbol == "BTC-USD"
 
 
@@ -202,16 +200,27 @@ def test_a_market_data_session_cannot_trade(mv: MdVenue, md: RawClient) -> None:
     assert j[372] == "D" and j[380] == "6"
 
 
-def test_bad_enumerations_are_refused_and_never_subscribe(mv: MdVenue, md: RawClient) -> None:
+def test_bad_enumerations_are_refused_and_never_subscribe(mv: MdVenue, md: RawClient, tmp_path: Any) -> None:
     """On the wire QuickFIX's dictionary refuses values outside FIX 4.4's enumerations
     (session Reject, 373=5) before the venue sees them. The handlers refuse them too
     (they would otherwise be taken for a subscription), as a message QuickFIX parsed
-    without validation shows."""
+    without validation shows (called directly: in a venue whose market-data sessions
+    run in its own process)."""
     md.send("V", v_request("enum", "5", 0, "01", ("ETH-USD",)))
     r = md.expect("3")
     assert r[373] == "5" and r[371] == "263"
+    own = MdVenue(str(tmp_path / "inproc"), process=False)
+    try:
+        md = logged_on(own.port, "MD-CLIENT", "md", "md-demo")
+        _bad_enumerations_reach_the_handlers(own, md)
+        md.close()
+    finally:
+        own.stop()
+
+
+def _bad_enumerations_reach_the_handlers(mv: MdVenue, md: RawClient) -> None:
     sessions = mv.server.md_sessions
-    assert sessions is not None
+    assert isinstance(sessions, MarketDataSessions)
     ctx = mv.server.app.ctx["MD-CLIENT"]
     before = mv.md.subscriptions()
     dd = fix.DataDictionary(FixConfig(data_dir="").dictionary)
