@@ -2,7 +2,7 @@
 
     python bench/market_data.py [--rounds 5] [--ops 100000] [--warm 10000] [--rate 5000]
                                 [--paced-ops 15000] [--subscribers fix|inproc] [--conflate S]
-                                [--only none,md0,md10,md100]
+                                [--only none,md0,md10,md100] [--md-in-process]
 
 Contenders, each in a fresh process, interleaved round by round (shared, noisy machines:
 the figures are medians), all on the durable pipeline of bench/engine.py (commands
@@ -10,8 +10,9 @@ submitted to the sequencer, processed, journaled with fsync group commit, publis
 
   none     no market data at all (the durable venue alone)
   md0      the market-data hub attached and the FIX server running (logon gateways,
-           QuickFIX acceptor without file logs, 100 market-data sessions defined), no
-           session logged on
+           QuickFIX acceptors without file logs, 100 market-data sessions defined and
+           served, as in ``venue demo``, by the market-data process, which follows the
+           hub), no session logged on
   md10     10 FIX market-data sessions logged on and subscribed
   md100    100 of them
 
@@ -57,6 +58,10 @@ while its feed lags by seconds has not kept its throughput for its subscribers. 
 durable ratio is printed too, and the paced CPU per command beside it (what the same
 sessions cost when batches are small; at the paced rate the venue is not at its limit,
 so that is a cost, not a throughput).
+
+The venue is its two processes: the CPU per command counts the market-data process too
+(also reported alone, ``md_process_cpu_s``). ``--md-in-process`` serves the sessions in
+the venue's process instead (``FixConfig.market_data_process=False``), for comparison.
 
 Each run also reports the CPU of each thread of the venue process (``threads_cpu_s``,
 QuickFIX's own threads as "quickfix/native") and the time each waited for a CPU
@@ -295,7 +300,22 @@ def _setup_commands(with_sessions: bool) -> list[Any]:
     return cmds
 
 
-def child(kind: str, path: str, rate: int, mode: str, sample: int, conflate: float | None) -> dict[str, Any]:
+def _proc_cpu(pid: int | None) -> float:
+    """CPU seconds of every thread of process ``pid`` so far (0 without one)."""
+    if pid is None:
+        return 0.0
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            continue
+    return total / 1e9
+
+
+def child(kind: str, path: str, rate: int, mode: str, sample: int, conflate: float | None,
+          md_process: bool = True) -> dict[str, Any]:
     with open(path, "rb") as f:
         w: Workload = pickle.load(f)
     from marketdata import Book, FeedSpec, MarketData
@@ -325,11 +345,11 @@ def child(kind: str, path: str, rate: int, mode: str, sample: int, conflate: flo
         recorders: list[_InprocRecorder] = []
         handles = []
         if md is not None:
-            cfg = FixConfig(data_dir=d, file_log=False, ports={"order_entry": 0, "drop_copy": 0, "market_data": 0})
+            cfg = FixConfig(data_dir=d, file_log=False, ports={"order_entry": 0, "drop_copy": 0, "market_data": 0},
+                            market_data_process=md_process,
+                            market_data_options={} if conflate is None else {"conflate": conflate})
             server = FixServer(v, cfg, market_data=md)
             server.start()
-            if server.md_sessions is not None and conflate is not None:
-                server.md_sessions.conflate = conflate
             if n_subs and mode == "fix":
                 proc = subprocess.Popen([sys.executable, __file__, "--client", str(server.ports()["market_data"]),
                                          "--n", str(n_subs), "--sample", str(sample)],
@@ -360,6 +380,9 @@ def child(kind: str, path: str, rate: int, mode: str, sample: int, conflate: flo
             time.sleep(1.0)
         submit = v.submit
         threads0, waits0 = _thread_cpu(), _thread_cpu("wait")
+        md_pid = server.md_process.proc.pid if server is not None and server.md_process is not None \
+            and server.md_process.proc is not None else None
+        md_cpu0 = _proc_cpu(md_pid)
         cpu0 = time.process_time()
         t0_ns = time.monotonic_ns()
         t = time.perf_counter()
@@ -375,7 +398,7 @@ def child(kind: str, path: str, rate: int, mode: str, sample: int, conflate: flo
                 submit(c)
         finished.wait(600)
         dt = time.perf_counter() - t
-        cpu = time.process_time() - cpu0
+        cpu = time.process_time() - cpu0 + _proc_cpu(md_pid) - md_cpu0
         n_batches = len(stamps) - n_stamps
         result: dict[str, Any] = {}
         if proc is not None:
@@ -392,14 +415,15 @@ def child(kind: str, path: str, rate: int, mode: str, sample: int, conflate: flo
                       "last_ns": max(r.last_ns for r in recorders)}
             for h in handles:
                 h.close()
-        cpu_all = time.process_time() - cpu0  # until every subscriber had everything (and 0.5 s of quiet)
+        md_cpu = _proc_cpu(md_pid) - md_cpu0
+        cpu_all = time.process_time() - cpu0 + md_cpu  # until every subscriber had everything (and 0.5 s of quiet)
         threads = {k: round(x - threads0.get(k, 0.0), 2) for k, x in _thread_cpu().items()}
         waits = {k: round(x - waits0.get(k, 0.0), 2) for k, x in _thread_cpu("wait").items()}
         if profiler is not None:
             import signal
             profiler.send_signal(signal.SIGINT)
             profiler.wait(60)
-        md_status = server.md_sessions.status() if server is not None and server.md_sessions is not None else {}
+        md_status = server.status()["market_data"] if server is not None else {}
         if server is not None:
             server.stop()
         v.stop(snapshot=False)
@@ -416,7 +440,7 @@ def child(kind: str, path: str, rate: int, mode: str, sample: int, conflate: flo
     return {
         "ops_per_s": len(ops) / dt,
         "delivered_ops_per_s": len(ops) / delivered,  # until every session had its last X
-        "cpu_us_per_cmd": cpu / len(ops) * 1e6,  # the venue process, every thread, until the last command is durable
+        "cpu_us_per_cmd": cpu / len(ops) * 1e6,  # the venue's processes, every thread, until the last command is durable
         "cpu_all_us_per_cmd": cpu_all / len(ops) * 1e6,  # ... and until the fan-out is done
         "batches": n_batches,
         "delays_us": [round(x / 1000, 1) for x in delays[:: max(1, len(delays) // 20000)]],  # a sample
@@ -428,6 +452,7 @@ def child(kind: str, path: str, rate: int, mode: str, sample: int, conflate: flo
         "resnapshots": result.get("resnapshots", 0),
         "stalls": md_status.get("stalls", 0),
         "fanout_lag_ms": round((delivered - dt) * 1000, 1),  # the last X after the last command was durable
+        "md_process_cpu_s": round(md_cpu, 3),  # the market-data process (counted in the CPU per command)
         "threads_cpu_s": {k: x for k, x in sorted(threads.items(), key=lambda kv: -kv[1]) if x >= 0.01},
         "threads_runq_s": {k: x for k, x in sorted(waits.items(), key=lambda kv: -kv[1]) if x >= 0.01},
         "seconds": dt,
@@ -454,6 +479,8 @@ def main() -> None:
     ap.add_argument("--subscribers", choices=("fix", "inproc"), default="fix")
     ap.add_argument("--conflate", type=float, default=None,
                     help="seconds between two deliveries to one subscription (default: MarketDataSessions')")
+    ap.add_argument("--md-in-process", action="store_true",
+                    help="serve the market-data sessions in the venue's process (default: a process of their own)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--workload", help=argparse.SUPPRESS)
     ap.add_argument("--child-rate", type=int, default=0, help=argparse.SUPPRESS)
@@ -466,7 +493,7 @@ def main() -> None:
         return
     if args.child:
         print(json.dumps(child(args.child, args.workload, args.child_rate, args.subscribers, args.sample,
-                               args.conflate)))
+                               args.conflate, not args.md_in_process)))
         return
     kinds = [k for k in args.only.split(",") if k]
     paced_kinds = [k for k in PACED if k in kinds] if args.rate else []
@@ -476,7 +503,8 @@ def main() -> None:
 
     conflate_s = CONFLATE if args.conflate is None else args.conflate
     print(f"workload: {len(w.warm)} warm orders, {len(w.ops)} commands, seed {args.seed}; "
-          f"subscribers: {args.subscribers}, conflate {conflate_s} s")
+          f"subscribers: {args.subscribers}, conflate {conflate_s} s, market-data sessions "
+          f"{'in the venue process' if args.md_in_process else 'in a process of their own'}")
     results: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
     paced: dict[str, list[dict[str, Any]]] = {k: [] for k in paced_kinds}
     paths = []
@@ -489,7 +517,8 @@ def main() -> None:
         def run(kind: str, path: str, rate: int, sample: int) -> dict[str, Any]:
             p = subprocess.run([sys.executable, __file__, "--child", kind, "--workload", path, "--subscribers",
                                 args.subscribers, "--child-rate", str(rate), "--sample", str(sample),
-                                ] + ([] if args.conflate is None else ["--conflate", str(args.conflate)]),
+                                ] + ([] if args.conflate is None else ["--conflate", str(args.conflate)])
+                               + (["--md-in-process"] if args.md_in_process else []),
                                capture_output=True, text=True)
             if p.returncode:
                 sys.stderr.write(p.stderr)
@@ -562,9 +591,11 @@ def main() -> None:
         if k in results:
             summary[f"{k}_threads_cpu_s"] = threads(results[k])
             summary[f"{k}_client_cpu_s"] = median(results[k], "client_cpu_s")
+            summary[f"{k}_md_process_cpu_s"] = median(results[k], "md_process_cpu_s")
             summary[f"{k}_threads_runq_s"] = threads(results[k], "threads_runq_s")
             summary[f"{k}_seconds"] = round(median(results[k], "seconds"), 2)
             print(f"{k} saturated, CPU seconds per thread (medians): {summary[f'{k}_threads_cpu_s']}"
+                  + f"; market-data process {summary[f'{k}_md_process_cpu_s']}"
                   + (f"; FIX client process {summary[f'{k}_client_cpu_s']}" if k != "md0" else ""))
             print(f"{k} saturated, seconds waiting for a CPU per thread (medians): {summary[f'{k}_threads_runq_s']}"
                   f"; {summary[f'{k}_seconds']} s until the last command was durable")
