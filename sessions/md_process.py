@@ -355,6 +355,11 @@ class MarketDataProcess:
         self.sessions[rec.comp_id] = rec
         self.call("session", rec, timeout=30)
 
+    def record(self, rec: Any) -> None:
+        """A known session's record changed (any thread, never waits)."""
+        self.sessions[rec.comp_id] = rec
+        self.tell_in_order("session", rec)
+
     def logout(self, comp_id: str, reason: str) -> None:
         """Log a session out (any thread, never waits: the publishing thread calls it)."""
         self.tell_in_order("logout", comp_id, reason)
@@ -493,6 +498,7 @@ def main(fd: int) -> None:
                 rec = args[0]
                 known = rec.comp_id in registry.sessions
                 registry.sessions[rec.comp_id] = rec
+                registry.version += 1
                 if not known:
                     try:
                         add([rec], rec.comp_id)

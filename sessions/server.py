@@ -35,7 +35,7 @@ from sessions.marketdata_session import MarketDataSessions
 from sessions.md_process import MarketDataProcess
 from sessions.risk_session import RiskRequests
 from sessions.trade_capture import TradeCapture
-from venue.access import AccessRegistry, CreateSession, SessionRecord, SetSessionEnabled
+from venue.access import AccessRegistry, CreateSession, SessionRecord, SetSessionEnabled, SetSessionKey, UpdateSession
 from venue.commands import DefineAsset
 from venue.core import Venue
 from venue.events import AdminApplied
@@ -71,7 +71,7 @@ class FixConfig:
     market_data_options: dict[str, Any] = field(default_factory=dict)
 
 
-_SESSION_COMMANDS = (CreateSession, SetSessionEnabled, DefineAsset)
+_SESSION_COMMANDS = (CreateSession, SetSessionEnabled, SetSessionKey, UpdateSession, DefineAsset)
 
 QUICKFIX_REQUIRED = "1.16.0+venue.8"
 
@@ -267,6 +267,12 @@ class FixServer:
             for ev in p.events:
                 if type(ev) is AdminApplied:
                     cmd = ev.cmd
+                    if (type(cmd) is not CreateSession and self.md_process is not None
+                            and cmd.comp_id in self.md_process.sessions):
+                        # the child reads its own copy of the record (the rate, at the next Logon)
+                        rec = self.registry.sessions.get(cmd.comp_id)
+                        if rec is not None:
+                            self.md_process.record(rec)
                     if type(cmd) is CreateSession:
                         threading.Thread(target=self._new_session, args=(cmd.comp_id,), daemon=True).start()
                     elif type(cmd) is SetSessionEnabled and not cmd.enabled:

@@ -3,8 +3,8 @@ sockets: a client holds the engine's book through it; a child that dies is repla
 its sessions log on again and get the engine's book; a child that stops reading (frozen)
 never holds the engine back and, once it runs again, gets a new state and its client a
 new W with the engine's book; a session created while the venue runs logs on through the
-child, one disabled is logged out; a Logon sent to the child's acceptor without the
-gateway is refused; the child exits with the venue."""
+child, one disabled is logged out, one changed logs on with the change; a Logon sent to
+the child's acceptor without the gateway is refused; the child exits with the venue."""
 from __future__ import annotations
 
 import os
@@ -120,6 +120,23 @@ def test_sessions_created_and_disabled_while_running(mv: MdVenue) -> None:
     assert "disabled" in logout[58]
     c.close()
     mv.wait_offline("MD-LATE")
+
+
+def test_a_session_changed_while_running_holds_at_its_next_logon(mv: MdVenue) -> None:
+    """The child keeps its own copy of the session records: a change (UpdateSession, here
+    the message rate) reaches it, and the session's next Logon runs on it."""
+    for cmd in (A.CreateUser("late", "DATA", hash_password("late-demo")),
+                A.CreateSession("MD-LATE", "market_data", "DATA", "late", "VENUE", "", "", "", False, 0)):
+        mv.venue.execute(cmd)
+    wait_until(lambda: "MD-LATE" in mv.server._route, what="a route to the new session")
+    mv.venue.execute(A.UpdateSession("MD-LATE", "", "", "", False, 2))  # 2 messages a second
+    c = logged_on(mv.port, "MD-LATE", "late", "late-demo")
+    for i in range(6):
+        c.send("x", [(320, f"sl{i}"), (559, "4")])
+    answers = [c.expect("j" if i else "y", timeout=10) for i in range(2)]
+    assert "throttled: more than 2 messages per second" in answers[1][58]
+    assert mv.server.status()["sessions"]["MD-LATE"]["throttled"] >= 1
+    c.close()
 
 
 def test_a_logon_that_skips_the_gateway_is_refused(mv: MdVenue) -> None:
