@@ -242,15 +242,17 @@ def client(port: int, n: int, sample: int) -> None:
 
 
 # ================================================================== the venue process
-def _thread_cpu(which: str = "cpu") -> dict[str, float]:
-    """Seconds of each thread of this process so far, by thread name (QuickFIX's own
-    threads, which Python does not know, together as "quickfix/native"): ``cpu`` on a
-    CPU, or ``wait`` runnable but waiting for one (the run queue, /proc schedstat)."""
-    names = {t.native_id: t.name for t in threading.enumerate()}
+def _thread_cpu(which: str = "cpu", pid: int | None = None) -> dict[str, float]:
+    """Seconds of each thread of this process (or of process ``pid``) so far, by thread
+    name (QuickFIX's own threads, which Python does not know, and every thread of another
+    process, together as "quickfix/native"): ``cpu`` on a CPU, or ``wait`` runnable but
+    waiting for one (the run queue, /proc schedstat)."""
+    names = {t.native_id: t.name for t in threading.enumerate()} if pid is None else {}
+    task = f"/proc/{pid or 'self'}/task"
     out: dict[str, float] = {}
-    for tid in os.listdir("/proc/self/task"):
+    for tid in os.listdir(task):
         try:
-            with open(f"/proc/self/task/{tid}/schedstat") as f:
+            with open(f"{task}/{tid}/schedstat") as f:
                 on_cpu, waited = f.read().split()[:2]
         except OSError:
             continue
@@ -302,16 +304,7 @@ def _setup_commands(with_sessions: bool) -> list[Any]:
 
 def _proc_cpu(pid: int | None) -> float:
     """CPU seconds of every thread of process ``pid`` so far (0 without one)."""
-    if pid is None:
-        return 0.0
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except OSError:
-            continue
-    return total / 1e9
+    return sum(_thread_cpu(pid=pid).values()) if pid is not None else 0.0
 
 
 def child(kind: str, path: str, rate: int, mode: str, sample: int, conflate: float | None,

@@ -323,6 +323,19 @@ class VenueApplication(fix.Application):
             log.exception("logout of %s failed", ctx.comp_id)
         return True
 
+    def log_out_all(self, reason: str, timeout: float) -> None:
+        """Log every logged-on session out and wait (up to ``timeout`` seconds) until
+        they are off."""
+        for ctx in list(self.ctx.values()):
+            if ctx.logged_on:
+                self.log_out(ctx, reason)
+        self.wait_logged_off(timeout)
+
+    def wait_logged_off(self, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and any(c.logged_on for c in self.ctx.values()):
+            time.sleep(0.02)
+
     def submit(self, ctx: SessionCtx, cmd: Any, refuse: Callable[[int, str], fix.Message]) -> None:
         try:
             self.venue.submit(cmd)

@@ -528,12 +528,7 @@ def main(fd: int) -> None:
 
 
 def _stop(app: Any, sessions: Any, hub: Any, acceptors: list[Any], timeout: float) -> None:
-    for ctx in list(app.ctx.values()):
-        if ctx.logged_on:
-            app.log_out(ctx, "venue shutting down")
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and any(c.logged_on for c in app.ctx.values()):
-        time.sleep(0.02)
+    app.log_out_all("venue shutting down", timeout)
     sessions.stop()
     for acc in acceptors:
         try:

@@ -21,7 +21,6 @@ import socket
 import ssl
 import string
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,6 +204,7 @@ class FixServer:
         sessions = list(self.registry.sessions.values())
         if self.cfg.market_data_process and "market_data" in self.cfg.ports:
             engine = self.venue.engine
+            assert engine is not None  # the venue is open before its FIX server starts
             self.md_process = MarketDataProcess(self.cfg, [r for r in sessions if r.role == "market_data"],
                                                 self.market_data, lambda: dict(engine.ledger.assets),
                                                 self.cfg.market_data_options, self._add_routes)
@@ -303,20 +303,13 @@ class FixServer:
         stop and destroy the acceptors."""
         if self.md_process is not None:
             self.md_process.stop(timeout)  # while the gateway still relays its Logouts
-        for ctx in list(self.app.ctx.values()):
-            if ctx.logged_on:
-                self.app.log_out(ctx, "venue shutting down")
-        end = time.monotonic() + timeout
-        while time.monotonic() < end and any(c.logged_on for c in self.app.ctx.values()):
-            time.sleep(0.02)
+        self.app.log_out_all("venue shutting down", timeout)
         for gw in self.gateways.values():
             gw.stop()
         if isinstance(self.md_sessions, MarketDataSessions):
             self.md_sessions.stop()
         self.trade_capture.stop()
-        end = time.monotonic() + timeout
-        while time.monotonic() < end and any(c.logged_on for c in self.app.ctx.values()):
-            time.sleep(0.02)
+        self.app.wait_logged_off(timeout)
         for acc in self.acceptors:
             try:
                 acc.stop()
@@ -332,7 +325,7 @@ class FixServer:
         return {role: gw.port for role, gw in self.gateways.items()}
 
     def status(self) -> dict[str, Any]:
-        st = {
+        st: dict[str, Any] = {
             "sessions": {c.comp_id: {"role": c.rec.role, "logged_on": c.logged_on, "throttled": c.refused}
                          for c in self.app.ctx.values()},
             "messages_in": self.app.messages_in,
